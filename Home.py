@@ -1,0 +1,87 @@
+"""LeadOps entry point: sign-in, then the menu of pages the signed-in role may open."""
+
+import streamlit as st
+import streamlit_authenticator as stauth
+from streamlit_authenticator.utilities import LoginError
+
+from core import app_settings, auth, permissions, uow
+
+st.set_page_config(page_title="LeadOps", page_icon=":material/leaderboard:", layout="wide")
+
+COOKIE_NAME = "leadops_session"
+# The widget's cookie cannot be revoked and is readable by scripts: keep it short-lived, and re-check the user in
+# the database on every rerun (below), so a disabled user is out at once.
+COOKIE_DAYS = 0.5
+
+PAGES = {
+    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "intake": st.Page("pages/intake.py", title="New lead", icon=":material/person_add:"),
+    "queue": st.Page("pages/queue.py", title="Lead queue", icon=":material/view_list:"),
+    "lead": st.Page("pages/lead.py", title="Lead", icon=":material/person:", visibility="hidden"),
+    "admin": st.Page("pages/admin.py", title="Admin", icon=":material/settings:"),
+    "account": st.Page("pages/account.py", title="My account", icon=":material/account_circle:"),
+}
+
+
+def _authenticator() -> stauth.Authenticate:
+    config = uow.settings()
+    with uow.transaction() as session:
+        credentials = auth.authenticator_credentials(session=session)
+        key = (config.leadops_cookie_key.get_secret_value() if config.leadops_cookie_key
+               else app_settings.get_or_create_cookie_key(session=session))
+    authenticator = stauth.Authenticate(credentials, COOKIE_NAME, key, cookie_expiry_days=COOKIE_DAYS,
+                                        auto_hash=False)
+
+    def checked(username: str, password: str) -> bool:
+        # Our lockout and audit trail decide, not the widget's own (which does not persist).
+        with uow.transaction() as session:
+            result = auth.check_login(session=session, username=username, password=password)
+        st.session_state["login_message"] = None if result.ok else result.message
+        return result.ok
+
+    authenticator.authentication_controller.authentication_model.check_credentials = checked
+    return authenticator
+
+
+def _sign_in(authenticator: stauth.Authenticate) -> dict | None:
+    """The signed-in user as re-read from the database, or None after drawing the sign-in form."""
+    try:
+        authenticator.login(location="main", fields={"Form name": "Sign in to LeadOps", "Username": "Username",
+                                                     "Password": "Password", "Login": "Sign in"})
+    except LoginError as exc:
+        st.error(str(exc))
+    status = st.session_state.get("authentication_status")
+    if status is False:
+        st.error(st.session_state.get("login_message") or "Wrong username or password.")
+    if not status:
+        return None
+    user = uow.read(auth.active_user, username=st.session_state.get("username") or "")
+    if user is None:
+        # Disabled or deleted since the cookie was issued: out now, not when the cookie expires.
+        authenticator.logout(location="unrendered")
+        st.session_state.pop("leadops_user", None)
+        st.warning("Your account is no longer active. Ask an admin if this is a mistake.")
+        return None
+    return {"id": user.id, "username": user.username, "name": user.name or user.username, "role": user.role.value}
+
+
+def _signed_out() -> None:
+    """The only page before sign-in (the form above is all it shows)."""
+
+
+authenticator = _authenticator()
+user = _sign_in(authenticator)
+if user is None:
+    st.session_state.pop("leadops_user", None)
+    # Always declare the navigation, so no page is listed, or reachable, before sign-in.
+    st.navigation([st.Page(_signed_out, title="Sign in")], position="hidden").run()
+    st.stop()
+st.session_state["leadops_user"] = user
+
+with st.sidebar:
+    # A user's name is data: shown as plain text, never as markdown.
+    st.text(f"Signed in as {user['name']} ({user['role']})")
+    authenticator.logout("Sign out", location="sidebar")
+
+navigation = st.navigation([PAGES[name] for name in permissions.pages_for(user["role"])])
+navigation.run()

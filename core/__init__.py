@@ -1,0 +1,1 @@
+"""LeadOps services: everything the pages, the HTTP API and the jobs share."""

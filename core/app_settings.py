@@ -1,0 +1,101 @@
+"""Settings kept in the database: the business profile, scoring, allowed form origins, the cookie key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.profile import BusinessProfile, ScoringConfig
+from db.models import AppSetting
+from db.session import session_scope
+
+PROFILE = "business_profile"
+SCORING = "scoring"
+ALLOWED_ORIGINS = "allowed_origins"
+COOKIE_KEY = "cookie_key"
+SCORING_INPUTS_TTL_S = 5.0
+
+# Per-process copy of the profile and scoring, read for every lead: (engine url) -> (read at, profile, scoring).
+_scoring_inputs: dict[str, tuple[float, BusinessProfile, ScoringConfig]] = {}
+
+
+def get_value(*, session: Session, key: str) -> dict[str, Any] | None:
+    """The stored value under `key`, or None."""
+    row = session.get(AppSetting, key)
+    return row.value if row else None
+
+
+def set_value(*, session: Session, key: str, value: dict[str, Any], actor: str = "system") -> None:
+    """Stores `value` under `key`, replacing what was there, with an audit entry (the value itself is not copied)."""
+    row = session.get(AppSetting, key)
+    if row is None:
+        session.add(AppSetting(key=key, value=value))
+    else:
+        row.value = value
+    audit.record(session=session, actor=actor, action="settings.changed", target_type="setting", target_id=key)
+    session.flush()
+
+
+def scoring_inputs(*, engine: Engine) -> tuple[BusinessProfile, ScoringConfig]:
+    """The business profile and scoring, re-read at most every few seconds (edits here take effect at once)."""
+    key = engine.url.render_as_string(hide_password=False)
+    cached = _scoring_inputs.get(key)
+    if cached and time.monotonic() - cached[0] < SCORING_INPUTS_TTL_S:
+        return cached[1], cached[2]
+    with session_scope(engine) as session:
+        profile, scoring = get_profile(session=session), get_scoring(session=session)
+    _scoring_inputs[key] = (time.monotonic(), profile, scoring)
+    return profile, scoring
+
+
+def get_profile(*, session: Session) -> BusinessProfile:
+    """The business profile (defaults until an admin edits it)."""
+    return BusinessProfile.model_validate(get_value(session=session, key=PROFILE) or {})
+
+
+def set_profile(*, session: Session, profile: BusinessProfile, actor: str = "system") -> None:
+    """Saves the business profile."""
+    set_value(session=session, key=PROFILE, value=profile.model_dump(), actor=actor)
+    _scoring_inputs.clear()
+
+
+def get_scoring(*, session: Session) -> ScoringConfig:
+    """The score bands and factor weights (defaults until a manager tunes them)."""
+    return ScoringConfig.model_validate(get_value(session=session, key=SCORING) or {})
+
+
+def set_scoring(*, session: Session, scoring: ScoringConfig, actor: str = "system") -> None:
+    """Saves the score bands and factor weights."""
+    set_value(session=session, key=SCORING, value=scoring.model_dump(), actor=actor)
+    _scoring_inputs.clear()
+
+
+class AllowedOrigins(BaseModel):
+    origins: list[str] = []
+
+
+def get_allowed_origins(*, session: Session) -> list[str]:
+    """Web origins whose pages may post to the public lead form endpoint."""
+    return AllowedOrigins.model_validate(get_value(session=session, key=ALLOWED_ORIGINS) or {}).origins
+
+
+def set_allowed_origins(*, session: Session, origins: list[str], actor: str = "system") -> None:
+    """Saves the allowed origins for the public form."""
+    set_value(session=session, key=ALLOWED_ORIGINS, value={"origins": sorted({o.rstrip("/") for o in origins})},
+              actor=actor)
+
+
+def get_or_create_cookie_key(*, session: Session) -> str:
+    """The login cookie's signing key: generated once at random and kept, never a fixed default."""
+    stored = get_value(session=session, key=COOKIE_KEY)
+    if stored:
+        return str(stored["key"])
+    key = secrets.token_urlsafe(32)
+    set_value(session=session, key=COOKIE_KEY, value={"key": key})
+    return key

@@ -1,0 +1,64 @@
+"""Read models for the screens: a lead as plain data, a page of the queue, a lead's timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core import activities
+from core import leads as lead_service
+from core.errors import NotFound
+from core.leads import LeadFilters, Sort
+from db.models import Role, utcnow
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue as table rows, the cursor of the next page and how many leads match in all."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int
+
+
+def queue_page(*, session: Session, filters: LeadFilters, sort: Sort = "score", cursor: str | None = None,
+               limit: int = 50, now: datetime | None = None) -> QueuePage:
+    """The queue's rows (score, priority, name, company, budget, status, assignee, age) for one page."""
+    now = now or utcnow()
+    page = lead_service.get_all(session=session, filters=filters, limit=limit, cursor=cursor, sort=sort)
+    rows = [{"id": lead.id, "score": lead.score, "priority": lead.priority.value, "name": lead.full_name,
+             "company": lead.company or "", "budget": lead.budget or "", "status": lead.status.value,
+             "assignee": lead.assignee.username if lead.assignee else "", "source": lead.source,
+             "age_days": (now - lead.created_at).days, "review": lead.needs_review}
+            for lead in page.items]
+    return QueuePage(rows=rows, next_cursor=page.next_cursor,
+                     total=lead_service.count(session=session, filters=filters))
+
+
+def visible_filters(filters: LeadFilters, *, user_id: str, role: str) -> LeadFilters:
+    """The filters narrowed to what the user may see: staff see their own and unassigned leads."""
+    if Role(role) == Role.STAFF:
+        return LeadFilters(**{**filters.__dict__, "own_or_unassigned_for": user_id})
+    return filters
+
+
+def get_public(*, session: Session, lead_id: str) -> dict[str, Any]:
+    """The lead as plain data (its API shape); raises NotFound."""
+    return lead_service.to_public(lead_service.get_or_raise(session=session, lead_id=lead_id)).model_dump(mode="json")
+
+
+def get_for_user(*, session: Session, lead_id: str, user_id: str, role: str) -> dict[str, Any]:
+    """The lead if this user may see it (staff: their own or unassigned); raises NotFound otherwise."""
+    lead = lead_service.get_or_raise(session=session, lead_id=lead_id)
+    if Role(role) == Role.STAFF and lead.assignee_id not in (None, user_id):
+        raise NotFound("this lead is assigned to someone else")
+    return lead_service.to_public(lead).model_dump(mode="json")
+
+
+def timeline(*, session: Session, lead_id: str) -> list[dict[str, Any]]:
+    """A lead's timeline, newest first, as plain rows."""
+    return [{"when": entry.created_at, "what": entry.kind.value, "who": entry.actor, "detail": entry.body or ""}
+            for entry in reversed(activities.get_all(session=session, lead_id=lead_id))]

@@ -1,0 +1,43 @@
+"""Who may do what: the one table every page and service checks (never only the menu)."""
+
+from __future__ import annotations
+
+from db.models import Role
+
+# Each page's id and the roles that may open it.
+PAGES: dict[str, frozenset[Role]] = {
+    "home": frozenset(Role),
+    "intake": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "queue": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "lead": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "admin": frozenset({Role.ADMIN}),
+    "account": frozenset(Role),
+}
+
+ACTIONS: dict[str, frozenset[Role]] = {
+    "lead.create": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "lead.update": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "lead.view_all": frozenset({Role.ADMIN, Role.MANAGER, Role.VIEWER}),
+    "lead.bulk": frozenset({Role.ADMIN, Role.MANAGER}),
+    "lead.assign_any": frozenset({Role.ADMIN, Role.MANAGER}),
+    "lead.delete": frozenset({Role.ADMIN, Role.MANAGER}),
+    "lead.reanalyze": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "admin.users": frozenset({Role.ADMIN}),
+    "admin.api_keys": frozenset({Role.ADMIN}),
+    "admin.settings": frozenset({Role.ADMIN}),
+}
+
+
+def may_open(role: Role | str, page: str) -> bool:
+    """True when `role` may open `page`."""
+    return Role(role) in PAGES.get(page, frozenset())
+
+
+def may(role: Role | str, action: str) -> bool:
+    """True when `role` may do `action`."""
+    return Role(role) in ACTIONS.get(action, frozenset())
+
+
+def pages_for(role: Role | str) -> list[str]:
+    """The pages a role's menu lists, in menu order."""
+    return [page for page, roles in PAGES.items() if Role(role) in roles]

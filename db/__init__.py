@@ -1,0 +1,1 @@
+"""The database layer: models, sessions, migrations and the `python -m db` commands."""

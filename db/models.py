@@ -1,0 +1,299 @@
+"""The tables of LeadOps as SQLAlchemy 2.0 typed models."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A 26-character ULID: sortable by creation time, URL-safe, unguessable enough for ids."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        chars.append(_CROCKFORD[rem])
+    return "".join(reversed(chars))
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always hands back aware datetimes, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class LeadStatus(enum.StrEnum):
+    NEW = "NEW"
+    CONTACTED = "CONTACTED"
+    QUALIFIED = "QUALIFIED"
+    PROPOSAL_SENT = "PROPOSAL_SENT"
+    WON = "WON"
+    LOST = "LOST"
+
+
+class Priority(enum.StrEnum):
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    STAFF = "staff"
+    VIEWER = "viewer"
+
+
+class ActivityKind(enum.StrEnum):
+    CREATED = "CREATED"
+    NOTE = "NOTE"
+    STATUS_CHANGED = "STATUS_CHANGED"
+    ASSIGNED = "ASSIGNED"
+    ANALYZED = "ANALYZED"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR with a CHECK constraint: portable, and adding a value later is a small migration.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=20,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    password_hash: Mapped[str] = mapped_column(String(100))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_created_at_id", "created_at", "id"),
+        # The queue's orders (score or newest first, ties broken by id), each behind its usual filter.
+        Index("ix_leads_status_rank", "status", "score", "created_at", "id"),
+        Index("ix_leads_priority_rank", "priority", "score", "created_at", "id"),
+        Index("ix_leads_rank", "score", "created_at", "id"),
+        Index("ix_leads_status_created_at", "status", "created_at", "id"),
+        Index("ix_leads_assignee_status", "assignee_id", "status"),
+        Index("ix_leads_email", "email"),
+        Index("ix_leads_reanalyze_requested_at", "reanalyze_requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    company: Mapped[str | None] = mapped_column(String(200))
+    budget: Mapped[str | None] = mapped_column(String(200))
+    budget_min: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    budget_max: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    budget_currency: Mapped[str | None] = mapped_column(String(3))
+    budget_period: Mapped[str | None] = mapped_column(String(8))
+    budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    project_type: Mapped[str | None] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(50), default="api")
+    status: Mapped[LeadStatus] = mapped_column(_enum(LeadStatus, "lead_status"), default=LeadStatus.NEW)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Copies of the analysis's score and priority (a lead never exists without its analysis): the queue filters
+    # and sorts on them without a join.
+    score: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False for leads that must not get automatic follow-ups (demo data, imports unless the user asks).
+    auto_follow_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when the AI could not analyse the lead; the `reanalyze` job clears it.
+    reanalyze_requested_at: Mapped[datetime | None]
+    reanalyze_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    analysis: Mapped[LeadAnalysis | None] = relationship(
+        back_populates="lead", cascade="all, delete-orphan", passive_deletes=True, uselist=False, lazy="selectin"
+    )
+    activities: Mapped[list[Activity]] = relationship(
+        back_populates="lead", cascade="all, delete-orphan", passive_deletes=True, order_by="Activity.created_at"
+    )
+    assignee: Mapped[User | None] = relationship(lazy="selectin")
+
+
+class LeadAnalysis(Base):
+    __tablename__ = "lead_analyses"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"))
+    budget_category: Mapped[str] = mapped_column(String(40))
+    summary: Mapped[str] = mapped_column(Text)
+    recommendation: Mapped[str] = mapped_column(Text)
+    engine: Mapped[str] = mapped_column(String(10))
+    model: Mapped[str | None] = mapped_column(String(80))
+    factors: Mapped[list[Any]] = mapped_column(default=list)
+    injection_suspected: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_reason: Mapped[str | None] = mapped_column(String(300))
+    fallback_reason: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lead: Mapped[Lead] = relationship(back_populates="analysis")
+
+
+class Activity(Base):
+    """One entry of a lead's timeline."""
+
+    __tablename__ = "activities"
+    __table_args__ = (Index("ix_activities_lead_created", "lead_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[ActivityKind] = mapped_column(_enum(ActivityKind, "activity_kind"))
+    actor: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lead: Mapped[Lead] = relationship(back_populates="activities")
+
+
+class ApiKey(Base):
+    """A bearer key for the HTTP API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AppSetting(Base):
+    """A named piece of configuration kept in the database (business profile, scoring, origins)."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AiUsage(Base):
+    """One model call: what it was for, what it cost, how it ended."""
+
+    __tablename__ = "ai_usage"
+    __table_args__ = (Index("ix_ai_usage_purpose_created", "purpose", "created_at"),
+                      Index("ix_ai_usage_created_at", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    purpose: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(80))
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6), default=Decimal(0))
+    outcome: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a request carrying an `Idempotency-Key`, replayed for repeats."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what to which record; never a lead's personal data (deleted leads leave only their id)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_created_at", "created_at"),
+                      Index("ix_audit_events_action_created", "action", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    target_type: Mapped[str | None] = mapped_column(String(30))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The jobs process: APScheduler triggers passes; each pass claims its work in the database."""

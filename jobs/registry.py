@@ -1,0 +1,28 @@
+"""The jobs a pass can be run of, by name (the CLI, the scheduler and `POST /api/jobs/{name}` share this)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from core import reanalysis
+from core.config import Settings
+
+JobFn = Callable[[Engine, Settings], str]
+
+
+def _reanalyze(engine: Engine, settings: Settings) -> str:
+    return reanalysis.run_pass(engine=engine, settings=settings).line()
+
+
+# name -> (one pass returning its summary line, seconds between passes in the jobs process)
+JOBS: dict[str, tuple[JobFn, int]] = {
+    "reanalyze": (_reanalyze, 300),
+}
+
+
+def run(name: str, *, engine: Engine, settings: Settings) -> str:
+    """Runs one pass of the named job and returns its one-line summary."""
+    job, _interval = JOBS[name]
+    return job(engine, settings)

@@ -1,0 +1,112 @@
+"""One lead: contact data, analysis and its factors, the timeline, and what a person can do with it."""
+
+import streamlit as st
+
+from core import errors, lead_views, reanalysis, schemas, uow, users
+from core import leads as lead_service
+from pages._common import analysis_card, may, require
+
+STATUSES = ["NEW", "CONTACTED", "QUALIFIED", "PROPOSAL_SENT", "WON", "LOST"]
+
+user = require("lead")
+lead_id = st.query_params.get("id")
+if not lead_id:
+    st.info("Choose a lead in the Lead queue to open it here.")
+    st.page_link("pages/queue.py", label="Go to the lead queue", icon=":material/view_list:")
+    st.stop()
+try:
+    lead = uow.read(lead_views.get_for_user, lead_id=lead_id, user_id=user["id"], role=user["role"])
+except errors.NotFound:
+    st.error("This lead does not exist any more, or it is assigned to someone else.")
+    st.page_link("pages/queue.py", label="Back to the lead queue", icon=":material/view_list:")
+    st.stop()
+
+actor = f"user:{user['username']}"
+
+
+def _save(changes: dict, done: str) -> None:
+    try:
+        with uow.transaction() as session:
+            record = lead_service.get_or_raise(session=session, lead_id=lead_id)
+            lead_service.update(session=session, lead=record, changes=schemas.parse_update(changes), actor=actor)
+    except (errors.ValidationFailed, errors.NotFound) as exc:
+        st.error(str(exc))
+        return
+    st.cache_data.clear()
+    st.toast(done)
+    st.rerun()
+
+
+st.page_link("pages/queue.py", label="Lead queue", icon=":material/arrow_back:")
+st.header("Lead", anchor=False)
+# The name is the lead's own text: plain text, never markdown.
+st.text(lead["full_name"])
+
+contact, work = st.columns([2, 3])
+with contact, st.container(border=True):
+    st.caption("Contact")
+    st.text("\n".join(filter(None, [lead["email"], lead["phone"], lead["company"]])))
+    st.caption("Budget as typed")
+    st.text(lead["budget"] or "not given")
+    st.caption("Project type · source · received")
+    st.text(f"{lead['project_type'] or '—'} · {lead['source']} · {lead['created_at'][:16].replace('T', ' ')} UTC")
+    st.caption("Message")
+    st.text(lead["message"])
+
+with work:
+    analysis_card(lead)
+
+    status_col, owner_col = st.columns(2)
+    with status_col.form("status"):
+        new_status = st.selectbox("Status", STATUSES, index=STATUSES.index(lead["status"]))
+        if st.form_submit_button("Change status"):
+            if new_status == lead["status"]:
+                st.info("That is already the status.")
+            else:
+                _save({"status": new_status}, f"Status changed to {new_status}")
+    with owner_col.form("assign"):
+        if may(user, "lead.assign_any"):
+            choices = ["(nobody)", *[u.username for u in uow.read(users.get_all) if not u.disabled]]
+        else:
+            choices = ["(nobody)", user["username"]]
+        current = lead["assignee"] or "(nobody)"
+        owner = st.selectbox("Assignee", choices, index=choices.index(current) if current in choices else 0)
+        if st.form_submit_button("Assign"):
+            _save({"assignee": None if owner == "(nobody)" else owner}, "Assignment saved")
+
+    with st.form("note", clear_on_submit=True):
+        note = st.text_area("Add a note", max_chars=schemas.MAX_NOTE, height=80)
+        if st.form_submit_button("Save note"):
+            if note.strip():
+                _save({"note": note}, "Note saved")
+            else:
+                st.warning("Write something first.")
+
+    again, delete = st.columns(2)
+    if may(user, "lead.reanalyze") and again.button("Re-analyse now", icon=":material/refresh:"):
+        with st.spinner("Analysing…"):
+            try:
+                engine = reanalysis.analyze_now(engine=uow.engine(), settings=uow.settings(), lead_id=lead_id,
+                                                actor=actor)
+            except errors.NotFound as exc:
+                st.error(str(exc))
+            else:
+                st.cache_data.clear()
+                st.toast(f"Re-analysed by the {engine} engine")
+                st.rerun()
+    if may(user, "lead.delete"):
+        with delete.popover("Delete lead", icon=":material/delete:"):
+            st.write("This deletes the lead, its analysis and its whole timeline. It cannot be undone.")
+            sure = st.checkbox("Yes, delete this lead and everything belonging to it")
+            if st.button("Delete for good", type="primary", disabled=not sure):
+                with uow.transaction() as session:
+                    lead_service.delete(session=session, lead_id=lead_id, actor=actor)
+                st.cache_data.clear()
+                st.query_params.clear()
+                st.switch_page("pages/queue.py")
+
+st.subheader("Timeline")
+history = uow.read(lead_views.timeline, lead_id=lead_id)
+st.dataframe(history, hide_index=True, width="stretch",
+             column_config={"when": st.column_config.DatetimeColumn("When", format="D MMM YYYY, HH:mm"),
+                            "what": "What", "who": "Who", "detail": "Detail"})
