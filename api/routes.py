@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from api.form import form_routes
 from api.ratelimit import RateLimiter
+from api.unsubscribe import unsubscribe_routes
 from core import api_keys, app_settings, intake
 from core import leads as lead_service
 from core.api_keys import Caller
@@ -127,6 +128,7 @@ class Api:
             Route("/api/leads/{lead_id}", self._wrap(self.patch_lead, auth=True), methods=["PATCH"]),
             Route("/api/jobs/{name}", self._wrap(self.run_job, auth=True), methods=["POST"]),
             *form_routes(self.engine),
+            *unsubscribe_routes(self.engine),
         ]
 
     def _wrap(self, handler: Callable[..., Awaitable[Response]], *, auth: bool = False) -> Handler:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import activities, audit
+from core import activities, audit, followups, webhooks
 from core.analysis.base import AnalysisResult
 from core.budget import parse_budget
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -71,12 +71,22 @@ def create(*, session: Session, lead_in: LeadCreate, result: AnalysisResult, act
     session.add(lead)
     activities.record(session=session, lead_id=lead.id, kind=ActivityKind.CREATED, actor=actor,
                       body=f"Lead received from {lead.source}")
-    apply_analysis(session=session, lead=lead, result=result, actor=actor)
+    apply_analysis(session=session, lead=lead, result=result, actor=actor, new_lead=True)
+    # Qualified: the sequence for its priority is planned in the same transaction as the lead itself.
+    followups.plan(session=session, lead=lead)
+    data = to_public(lead).model_dump(mode="json")
+    webhooks.emit(session=session, type="lead.created", data=data)
+    webhooks.emit(session=session, type="lead.analyzed", data=data)
     return lead
 
 
-def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, actor: str) -> LeadAnalysis:
-    """Stores `result` as the lead's analysis (replacing any earlier one) and queues a re-analysis if it fell back."""
+def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, actor: str,
+                   new_lead: bool = False) -> LeadAnalysis:
+    """Stores `result` as the lead's analysis (replacing any earlier one) and queues a re-analysis if it fell back.
+
+    For an existing lead it also re-plans the follow-ups when the priority changed and emits `lead.analyzed`.
+    """
+    old_priority = None if new_lead else lead.priority
     values = dict(score=result.score, priority=result.priority, budget_category=result.budget_category,
                   summary=result.summary, recommendation=result.recommendation, engine=result.engine,
                   model=result.model, factors=[f.model_dump() for f in result.factors],
@@ -104,6 +114,10 @@ def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, acto
              + (f"; flagged for review: {result.review_reason}" if result.review_reason else ""),
         data={"score": result.score, "priority": result.priority.value, "engine": result.engine})
     session.flush()
+    if not new_lead:
+        if old_priority != result.priority:
+            followups.replan(session=session, lead=lead)
+        webhooks.emit(session=session, type="lead.analyzed", data=to_public(lead).model_dump(mode="json"))
     return analysis
 
 
@@ -213,17 +227,27 @@ def _aware(value: str) -> datetime:
 
 def update(*, session: Session, lead: Lead, changes: LeadUpdate, actor: str) -> Lead:
     """Applies a status change, an (un)assignment and/or a note, each recorded on the timeline."""
+    status_change = None
     if changes.status is not None and changes.status != lead.status:
+        status_change = (lead.status, changes.status)
         activities.record(session=session, lead_id=lead.id, kind=ActivityKind.STATUS_CHANGED, actor=actor,
                           body=f"Status {lead.status.value} → {changes.status.value}",
                           data={"from": lead.status.value, "to": changes.status.value})
         lead.status = changes.status
+        stopped = followups.on_status_change(session=session, lead=lead, new_status=changes.status)
+        if stopped:
+            activities.record(session=session, lead_id=lead.id, kind=ActivityKind.FOLLOW_UP, actor=actor,
+                              body=f"{stopped} pending follow-up(s) stopped: the lead moved to {changes.status.value}")
     if "assignee" in changes.model_fields_set:
         _assign(session=session, lead=lead, username=changes.assignee, actor=actor)
     if changes.note:
         activities.record(session=session, lead_id=lead.id, kind=ActivityKind.NOTE, actor=actor, body=changes.note)
     lead.updated_at = utcnow()
     session.flush()
+    if status_change:
+        webhooks.emit(session=session, type="lead.status_changed",
+                      data={"lead": to_public(lead).model_dump(mode="json"), "from": status_change[0].value,
+                            "to": status_change[1].value, "by": actor})
     return lead
 
 

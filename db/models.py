@@ -96,6 +96,36 @@ class ActivityKind(enum.StrEnum):
     STATUS_CHANGED = "STATUS_CHANGED"
     ASSIGNED = "ASSIGNED"
     ANALYZED = "ANALYZED"
+    FOLLOW_UP = "FOLLOW_UP"
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+    WHATSAPP = "WHATSAPP"
+    CALL = "CALL"
+
+
+class CopyMode(enum.StrEnum):
+    TEMPLATE = "TEMPLATE"  # the step's Jinja2 template
+    AI = "AI"  # written by Gemini from the lead and its analysis; the template when the AI is unavailable
+
+
+class FollowUpStatus(enum.StrEnum):
+    SCHEDULED = "SCHEDULED"  # waiting for its time and the send window (also between retries)
+    SENT = "SENT"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # the sequence stopped: status moved on, unsubscribed, bounced, step removed
+    TASK = "TASK"  # a CALL step that came due: a call for a person to make
+    DONE = "DONE"  # the call was made
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # the endpoint was disabled or removed before it got through
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -297,3 +327,159 @@ class AuditEvent(Base):
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SequenceStep(Base):
+    """One step of the follow-up sequence for a priority: after how long, on which channel, with what copy.
+
+    Steps are archived, never deleted, so sent follow-ups keep pointing at the step that made them.
+    """
+
+    __tablename__ = "sequence_steps"
+    __table_args__ = (Index("ix_sequence_steps_priority_position", "priority", "position"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"))
+    position: Mapped[int] = mapped_column(Integer)
+    delay_minutes: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    copy_mode: Mapped[CopyMode] = mapped_column(_enum(CopyMode, "copy_mode"), default=CopyMode.TEMPLATE)
+    subject_template: Mapped[str | None] = mapped_column(Text)
+    body_template: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    archived_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FollowUp(Base):
+    """One planned message (or call) of a lead's sequence: one row per lead and step, claimed before it is sent."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "step_id"),
+        # The jobs pass's "what is due" query, and the Follow-ups page's lists.
+        Index("ix_follow_ups_status_due", "status", "due_at"),
+        Index("ix_follow_ups_lead_status", "lead_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    step_id: Mapped[str] = mapped_column(ForeignKey("sequence_steps.id", ondelete="RESTRICT"))
+    number: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    status: Mapped[FollowUpStatus] = mapped_column(_enum(FollowUpStatus, "follow_up_status"),
+                                                   default=FollowUpStatus.SCHEDULED)
+    due_at: Mapped[datetime]
+    # Copy is written when the message goes out, unless a manager wrote or edited it before (copy_source "edited").
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    copy_source: Mapped[str | None] = mapped_column(String(10))
+    recipient: Mapped[str | None] = mapped_column(String(254))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A pass owns the row while claimed_until is in the future; a pass that died lets the claim run out.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    lead: Mapped[Lead] = relationship()
+    step: Mapped[SequenceStep] = relationship(lazy="selectin")
+
+
+class Suppression(Base):
+    """An address that must not be contacted again: it unsubscribed or bounced permanently.
+
+    Kept after the lead is deleted (no foreign key): a deleted lead's address must stay unreachable too.
+    """
+
+    __tablename__ = "suppressions"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    lead_id: Mapped[str | None] = mapped_column(String(26))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkflowLog(Base):
+    """One attempt of automated work (a follow-up send, a webhook delivery, an unsubscribe) and how it ended."""
+
+    __tablename__ = "workflow_log"
+    __table_args__ = (Index("ix_workflow_log_kind_created", "kind", "created_at"),
+                      Index("ix_workflow_log_subject", "subject_id", "created_at"),
+                      Index("ix_workflow_log_lead", "lead_id"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str | None] = mapped_column(String(40))
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    channel: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    """A receiver of outbound webhooks: where, signed with which secret, for which event types."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(2000))
+    # None only for the endpoint configured by WEBHOOK_URL, whose secret stays in WEBHOOK_SECRET.
+    secret: Mapped[str | None] = mapped_column(String(200))
+    event_types: Mapped[list[Any]] = mapped_column(default=list)  # empty: every type
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    from_env: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """The outbox: an event written in the same transaction as the change that caused it."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the `webhook-id`: msg_ + a ULID
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column()  # the body as sent: {"type", "timestamp", "data"}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one endpoint, retried with growing delays until a 2xx or the last try."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "endpoint_id"),
+                      Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus, "delivery_status"),
+                                                   default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    event: Mapped[WebhookEvent] = relationship(lazy="joined")
+    endpoint: Mapped[WebhookEndpoint] = relationship(lazy="joined")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from core import reanalysis
+from core import followups, reanalysis, webhooks
 from core.config import Settings
 
 JobFn = Callable[[Engine, Settings], str]
@@ -16,8 +16,18 @@ def _reanalyze(engine: Engine, settings: Settings) -> str:
     return reanalysis.run_pass(engine=engine, settings=settings).line()
 
 
+def _followups(engine: Engine, settings: Settings) -> str:
+    return followups.run_pass(engine=engine, settings=settings).line()
+
+
+def _webhooks(engine: Engine, settings: Settings) -> str:
+    return webhooks.run_pass(engine=engine, settings=settings).line()
+
+
 # name -> (one pass returning its summary line, seconds between passes in the jobs process)
 JOBS: dict[str, tuple[JobFn, int]] = {
+    "followups": (_followups, 60),
+    "webhooks": (_webhooks, 5),
     "reanalyze": (_reanalyze, 300),
 }
 

@@ -78,6 +78,12 @@ def pg_database() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run, dropped afterwards."""
     try:
         with postgres_database(PG_ADMIN_URL, prefix="leadops_test") as url:
+            engine = make_engine(url)
+            with engine.connect() as connection:
+                # What the migrations write besides the schema (the default sequences): restored after each TRUNCATE.
+                _MIGRATED_ROWS[url] = {table: [dict(row._mapping) for row in connection.execute(table.select())]
+                                       for table in Base.metadata.sorted_tables if table.name in _SEEDED_TABLES}
+            engine.dispose()
             yield url
     except PostgresUnavailable as exc:
         message = f"PostgreSQL tests skipped: {exc}; start PostgreSQL or set TEST_POSTGRES_URL"
@@ -86,10 +92,19 @@ def pg_database() -> Iterator[str]:
         pytest.skip(message)
 
 
+_SEEDED_TABLES = {"sequence_steps"}
+_MIGRATED_ROWS: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+
+
 def _truncate_all(engine: Engine) -> None:
+    """Empties every table and puts back the rows the migrations wrote, as in a freshly migrated database."""
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    url = engine.url.render_as_string(hide_password=False)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table, rows in _MIGRATED_ROWS.get(url, {}).items():
+            if rows:
+                connection.execute(table.insert(), rows)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from core.ai import AiUnavailable
+from core import ai  # the module, not its names: core.ai itself imports core.analysis.base
 from core.analysis.base import AnalysisResult, Factor, LeadFacts
 from core.analysis.gemini import GeminiEngine
 from core.analysis.rules import RulesEngine
@@ -29,7 +29,7 @@ def analyze(lead: LeadFacts, *, settings: Settings, profile: BusinessProfile, sc
         return rules
     try:
         result = GeminiEngine(settings).analyze(lead, profile=profile, scoring=scoring)
-    except AiUnavailable as exc:
+    except ai.AiUnavailable as exc:
         log.warning("AI analysis unavailable (%s); using the rules engine", exc)
         return rules.model_copy(update={
             "fallback_reason": f"AI unavailable ({exc.kind}); rules analysis saved, re-analysis queued",

@@ -79,7 +79,8 @@ def test_bulk_status_change_touches_only_the_leads_it_changes(engine: Engine):
 
     assert changed == 2
     for lead_id in fresh:
-        assert timeline_kinds(engine, lead_id)[-1] == ActivityKind.STATUS_CHANGED
+        # The status change, then the note that the automatic sequence stopped because of it.
+        assert timeline_kinds(engine, lead_id)[-2:] == [ActivityKind.STATUS_CHANGED, ActivityKind.FOLLOW_UP]
         assert timeline_kinds(engine, lead_id).count(ActivityKind.STATUS_CHANGED) == 1
     assert ActivityKind.STATUS_CHANGED not in timeline_kinds(engine, already)
     with session_scope(engine) as session:
