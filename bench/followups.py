@@ -159,7 +159,8 @@ def main() -> int:
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
-        print(f"{'database':<11} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'received':>8}  target {TARGET_PER_S:.0f}/s")
+        header = f"{'database':<11} {'messages':>8} {'seconds':>8} {'msg/s':>8} {'received':>8}"
+        print(f"{header}  target {TARGET_PER_S:.0f}/s")
         for r in results:
             print(f"{r.database:<11} {r.messages:>8} {r.seconds:>8.2f} {r.per_second:>8.1f} {r.received:>8}  "
                   f"{'met' if r.target_met else 'MISSED'}")
