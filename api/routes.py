@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,7 +20,7 @@ from starlette.routing import Route
 from api.form import form_routes
 from api.ratelimit import RateLimiter
 from api.unsubscribe import unsubscribe_routes
-from core import api_keys, app_settings, intake
+from core import api_keys, app_settings, intake, webhooks
 from core import leads as lead_service
 from core.api_keys import Caller
 from core.config import Settings, get_settings
@@ -116,6 +117,16 @@ class Api:
         self.engine = engine or get_engine(self.settings.database_url)
         self.public_limit = RateLimiter(per_minute=10, burst=5)
         self.key_limit = RateLimiter(per_minute=600, burst=60)
+        self._sync_webhook_endpoint()
+
+    def _sync_webhook_endpoint(self) -> None:
+        """Makes WEBHOOK_URL an endpoint row before the first lead arrives (the web process may run alone)."""
+        try:
+            with session_scope(self.engine) as session:
+                webhooks.sync_env_endpoint(session=session, settings=self.settings)
+        except SQLAlchemyError as exc:
+            # Not migrated yet, or the database is down: /api/health says so; the webhooks job syncs later.
+            log.warning("could not sync the WEBHOOK_URL endpoint: %s", type(exc).__name__)
 
     def routes(self) -> list[Route]:
         """Every route of the API, as the contract names them."""

@@ -62,12 +62,14 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_setup(_args: argparse.Namespace) -> int:
     """Everything `make run` needs before starting: migrations, the first admin, demo data in an empty database."""
-    from core import demo
+    from core import demo, webhooks
 
     settings = get_settings()
     upgrade(settings.database_url)
     with session_scope(get_engine()) as session:
         generated = users.ensure_first_admin(session=session, settings=settings)
+        # WEBHOOK_URL becomes an endpoint row now, so the first leads' events are already queued for it.
+        webhooks.sync_env_endpoint(session=session, settings=settings)
     if generated:
         print("=" * 64)
         print(f"  First admin created: user '{settings.leadops_admin_username}', password '{generated}'")
