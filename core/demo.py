@@ -1,11 +1,14 @@
 """Believable synthetic leads for demos and benchmarks: varied people, budgets, inquiries and sales histories.
 
 Every lead is scored by the real rules engine and written in batches with Core inserts, so 100,000 leads take a
-couple of minutes. The same `seed` and `now` give the same leads, timelines and scores (ids are fresh each time).
+couple of minutes. Each lead also gets the follow-ups its priority's sequence would have produced by `now` (sent,
+bounced, retried, calls made, stopped when a person took over), with their workflow log and timeline entries.
+The same `seed` and `now` give the same leads, timelines, scores and follow-ups (ids are fresh each time).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import secrets
@@ -16,15 +19,31 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from core import app_settings, users
+from core import app_settings, followups, message_copy, sequences, users
 from core.analysis.base import LeadFacts
 from core.analysis.rules import RulesEngine
 from core.budget import DEFAULT_USD_RATES
 from core.profile import BusinessProfile, ScoringConfig
-from db.models import Activity, ActivityKind, Lead, LeadAnalysis, LeadStatus, Priority, Role, new_id
+from db.models import (
+    Activity,
+    ActivityKind,
+    Channel,
+    CopyMode,
+    FollowUp,
+    FollowUpStatus,
+    Lead,
+    LeadAnalysis,
+    LeadStatus,
+    Priority,
+    Role,
+    Suppression,
+    WorkflowLog,
+    new_id,
+)
 from db.session import session_scope
 
 log = logging.getLogger(__name__)
@@ -54,11 +73,19 @@ def seed(*, engine: Engine, leads: int, seed: int = 7, now: datetime | None = No
         profile = app_settings.get_profile(session=session)
         scoring = app_settings.get_scoring(session=session)
         team = _ensure_team(session)
+        # Its own random stream: adding follow-ups left the leads of a given seed exactly as they were.
+        outreach = _Outreach(rng=random.Random(f"leadops-demo:{seed}:follow-ups"), now=now, team=team,
+                             steps=_sequences(session), window=sequences.get_send_window(session=session),
+                             business_name=profile.business_name)
         specs = (_spec(people, now) for _ in range(leads))
         for batch in _batches(specs, BATCH):
             verdicts = _analyse(batch, profile, scoring)
-            _write(session, [_history(history, spec, verdict, team, now)
-                             for spec, verdict in zip(batch, verdicts, strict=True)])
+            rows = [_history(history, spec, verdict, team, now) for spec, verdict in zip(batch, verdicts, strict=True)]
+            outreach.suppressed |= _suppressed(session, [lead["email"] for lead, _, _ in rows])
+            for (lead, analysis, events), spec, verdict in zip(rows, batch, verdicts, strict=True):
+                if _gets_sequence(spec, verdict):
+                    outreach.play(lead, analysis, events)
+            _write(session, rows, outreach)
             written += len(batch)
             if progress:
                 progress(written, leads)
@@ -891,9 +918,311 @@ def _event(lead_id: str, kind: ActivityKind, actor: str, at: datetime, body: str
     return dict(id=new_id(), lead_id=lead_id, kind=kind, actor=actor, body=body, data=data or {}, created_at=at)
 
 
-def _write(session: Session, rows: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]]) -> None:
-    """One batch as three multi-row inserts (leads first: the others point at them)."""
+# --- the automatic follow-ups each lead got -----------------------------------------------------------------------
+
+_SPAM_SIGNS = frozenset({"spam", "link stuffing", "gibberish"})
+_TEXT = (Channel.SMS, Channel.WHATSAPP)
+_BAD_ADDRESS = 0.04  # leads whose mailbox does not exist (a typo in the form): their first email bounces
+_TEXT_REFUSED = 0.04  # SMS and WhatsApp messages Twilio refuses for good (fictional numbers, no WhatsApp)
+_RETRIED = 0.04  # messages refused for now once (greylisting, rate limits), then sent on the next try
+_UNSUBSCRIBES = 0.015  # emails whose reader clicks the unsubscribe link
+_UNSUBSCRIBED_VIA = "unsubscribe link"
+_BOUNCED = "an earlier message bounced: the address cannot receive mail"
+_TWILIO_REFUSALS = {
+    Channel.SMS: ("400 Twilio error 21211: Invalid 'To' Phone Number",
+                  "400 Twilio error 21614: 'To' number is not a valid mobile number",
+                  "400 Twilio error 21408: Permission to send an SMS has not been enabled for the region"),
+    Channel.WHATSAPP: ("400 Twilio error 63003: Channel could not find To address",
+                       "400 Twilio error 63016: Failed to send freeform message because you are outside the "
+                       "allowed window"),
+}
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A live sequence step, its templates compiled once per seed."""
+
+    id: str
+    number: int
+    delay: timedelta
+    channel: Channel
+    copy_source: str
+    subject: str | None
+    body: str
+
+    def copy(self, context: dict[str, Any]) -> message_copy.Copy:
+        """What message_copy.from_template writes for this step (the demo has no model: AI steps use the template)."""
+        copy = message_copy.from_template(subject_template=self.subject, body_template=self.body, context=context)
+        copy.source = self.copy_source
+        return copy
+
+
+def _sequences(session: Session) -> dict[Priority, list[_Step]]:
+    """Each priority's enabled steps, numbered as followups.plan numbers them; read once per seed."""
+    return {priority: [
+        _Step(id=step.id, number=number, delay=timedelta(minutes=step.delay_minutes), channel=step.channel,
+              copy_source="ai" if step.copy_mode == CopyMode.AI else "template",
+              subject=step.subject_template, body=step.body_template)
+        for number, step in enumerate(sequences.get_steps(session=session, priority=priority,
+                                                          include_disabled=False), start=1)]
+        for priority in Priority}
+
+
+def _suppressed(session: Session, emails: list[str]) -> set[str]:
+    """The addresses among `emails` already unsubscribed or bounced (followups.plan plans nothing for them)."""
+    keys = {email.strip().lower() for email in emails}
+    return set(session.scalars(select(Suppression.address).where(Suppression.address.in_(keys))))
+
+
+def _gets_sequence(spec: _Spec, verdict: dict[str, Any]) -> bool:
+    """Every lead gets its priority's sequence (vendors and students too), except what is plainly spam."""
+    if spec.kind == "spam":
+        return False
+    return not any(f["name"] in _SPAM_SIGNS and f["impact"] < 0 for f in verdict["factors"])
+
+
+def _context(lead: dict[str, Any], analysis: dict[str, Any], business_name: str) -> dict[str, Any]:
+    """The template variables message_copy.context_for gives the saved lead, from the rows about to be written."""
+    names = lead["full_name"].split()
+    return {
+        "first_name": names[0] if names else lead["full_name"], "full_name": lead["full_name"],
+        "email": lead["email"], "company": lead["company"] or "", "project_type": lead["project_type"] or "",
+        "budget": lead["budget"] or "", "source": lead["source"], "score": str(lead["score"]),
+        "priority": lead["priority"].value, "budget_category": analysis["budget_category"],
+        "summary": analysis["summary"], "recommendation": analysis["recommendation"],
+        "business_name": business_name,
+    }
+
+
+@dataclass
+class _Run:
+    """One lead's sequence being played forward: its follow-up rows, which still wait, and what happens next."""
+
+    lead: dict[str, Any]
+    events: list[dict[str, Any]]
+    context: dict[str, Any]
+    steps: list[_Step]
+    rows: list[dict[str, Any]]
+    bad_address: bool
+    pending: set[int] = field(default_factory=set)
+    queue: list[tuple[datetime, int, str, int, str]] = field(default_factory=list)
+    queued: int = 0
+    unsubscribed: bool = False
+
+    def later(self, moment: datetime, action: str, index: int = -1, who: str = "") -> None:
+        """Queues something that happens at `moment` (ties keep the order they were queued in)."""
+        self.queued += 1
+        heapq.heappush(self.queue, (moment, self.queued, action, index, who))
+
+
+@dataclass
+class _Outreach:
+    """The follow-ups, attempt log and suppressions of a batch of leads, as core.followups would have written them.
+
+    Each lead's sequence is planned when it is analysed and played forward: the jobs pass picks each step up when
+    it is due inside the send window, a person makes the calls, and a status change, a bounce or an unsubscribe
+    stops what has not gone out yet. Nothing is sent: demo leads keep auto_follow_up off, so what is still waiting
+    at `now` is never sent either.
+    """
+
+    rng: random.Random
+    now: datetime
+    team: list[_Member]
+    steps: dict[Priority, list[_Step]]
+    window: sequences.SendWindow
+    business_name: str
+    suppressed: set[str] = field(default_factory=set)
+    follow_ups: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    suppressions: list[dict[str, Any]] = field(default_factory=list)
+
+    def play(self, lead: dict[str, Any], analysis: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Adds the lead's follow-ups, log rows, timeline entries and suppressions as they stand at `now`."""
+        steps = self.steps[lead["priority"]]
+        if not steps or lead["email"].strip().lower() in self.suppressed:
+            return
+        planned = analysis["created_at"]
+        rows = [_planned(lead["id"], step, self._due(max(lead["created_at"] + step.delay, planned)), planned)
+                for step in steps]
+        run = _Run(lead=lead, events=events, context=_context(lead, analysis, self.business_name), steps=steps,
+                   rows=rows, bad_address=self.rng.random() < _BAD_ADDRESS, pending=set(range(len(rows))))
+        picked = planned
+        for index in sorted(range(len(rows)), key=lambda i: (rows[i]["due_at"], rows[i]["number"])):
+            # One pass takes steps due together in sequence order, a moment apart.
+            picked = max(self._pickup(rows[index]["due_at"]), picked + timedelta(seconds=self.rng.uniform(0.2, 2)))
+            run.later(picked, "attempt", index)
+        moved = next((e for e in events if e["kind"] == ActivityKind.STATUS_CHANGED), None)
+        if moved:
+            run.later(moved["created_at"], "moved", who=moved["data"]["to"])
+        while run.queue and run.queue[0][0] <= self.now:
+            at, _, action, index, who = heapq.heappop(run.queue)
+            if action == "moved":
+                self._stop_all(run, at, f"the lead moved to {who}")
+            elif action == "unsubscribe":
+                self._unsubscribe(run, at)
+            elif index in run.pending and action == "call":
+                self._call_made(run, at, index, who)
+            elif index in run.pending:
+                self._attempt(run, at, index, moved)
+        self.follow_ups.extend(rows)
+
+    def _due(self, moment: datetime) -> datetime:
+        """`moment`, or when the send window next opens (weekdays 09:00-18:00 UTC unless a manager changed it)."""
+        return self.window.next_open(moment, "UTC").astimezone(UTC)
+
+    def _pickup(self, due: datetime) -> datetime:
+        # The jobs pass runs every minute or so.
+        return due + timedelta(seconds=self.rng.uniform(4, 75))
+
+    def _attempt(self, run: _Run, at: datetime, index: int, moved: dict[str, Any] | None) -> None:
+        """One pass handles a due follow-up: stops it, turns a call into a task, or sends it."""
+        step, row, lead = run.steps[index], run.rows[index], run.lead
+        if step.channel in _TEXT and not lead["phone"]:
+            self._finish(run, at, index, FollowUpStatus.CANCELLED, "cancelled", "the lead has no phone number")
+            return
+        try:
+            copy = step.copy(run.context)
+        except TemplateError as exc:  # a template that no longer renders fails this message, as in the real pass
+            row["attempts"] += 1
+            self._finish(run, at, index, FollowUpStatus.FAILED, "failed", f"the message could not be written: {exc}")
+            return
+        row.update(subject=copy.subject, body=copy.body, copy_source=copy.source)
+        if step.channel == Channel.CALL:
+            self._finish(run, at, index, FollowUpStatus.TASK, "task", "call task created")
+            done_at, who = self._call_time(run, at, moved)
+            run.later(done_at, "call", index, who)
+            return
+        row["recipient"] = lead["email"] if step.channel == Channel.EMAIL else lead["phone"]
+        row["attempts"] += 1
+        roll = self.rng.random()
+        ms = int(self.rng.triangular(40, 900, 180 if step.channel == Channel.EMAIL else 320))
+        if step.channel == Channel.EMAIL and run.bad_address:
+            detail = f"550 recipient {lead['email']} refused: 550 5.1.1 <{lead['email']}>: mailbox unavailable"
+            self._finish(run, at, index, FollowUpStatus.FAILED, "bounced", detail, ms)
+            self._suppress(run, at, "BOUNCED", detail)
+            self._stop_all(run, at, _BOUNCED)
+        elif step.channel in _TEXT and roll < _TEXT_REFUSED:
+            self._finish(run, at, index, FollowUpStatus.FAILED, "failed",
+                         self.rng.choice(_TWILIO_REFUSALS[step.channel]), ms)
+        elif row["attempts"] == 1 and roll >= 1 - _RETRIED:
+            detail = (f"451 recipient {lead['email']} deferred: 451 4.7.1 try again later"
+                      if step.channel == Channel.EMAIL else "429 Twilio error 20429: Too Many Requests")
+            row["due_at"] = at + followups.RETRY_DELAYS[0]
+            self._finish(run, at, index, FollowUpStatus.SCHEDULED, "retry", detail, ms)
+            run.later(self._pickup(self._due(row["due_at"])), "attempt", index)
+        else:
+            self._sent(run, at, index, ms)
+
+    def _sent(self, run: _Run, at: datetime, index: int, ms: int) -> None:
+        row = run.rows[index]
+        if row["channel"] == Channel.EMAIL:
+            queue_id = f"{self.rng.getrandbits(40):010X}"
+            row["provider_id"], detail = queue_id, f"250 2.0.0 Ok: queued as {queue_id}"
+        else:
+            row["provider_id"], detail = f"SM{self.rng.getrandbits(128):032x}", "201 queued"
+        row["sent_at"] = at
+        self._finish(run, at, index, FollowUpStatus.SENT, "sent", detail, ms)
+        if row["channel"] == Channel.EMAIL and self.rng.random() < _UNSUBSCRIBES:
+            run.later(at + timedelta(hours=self.rng.uniform(0.1, 72)), "unsubscribe")
+
+    def _call_time(self, run: _Run, task_at: datetime, moved: dict[str, Any] | None) -> tuple[datetime, str]:
+        """When the call task is done and by whom: mostly just before the caller marks the lead contacted."""
+        if moved and moved["created_at"] > task_at and self.rng.random() < 0.85:
+            before = moved["created_at"] - timedelta(minutes=self.rng.uniform(1, 25))
+            return max(before, task_at + (moved["created_at"] - task_at) / 2), moved["actor"]
+        owner = next((m.username for m in self.team if m.id == run.lead["assignee_id"]), None)
+        staff = [m.username for m in self.team if m.role == Role.STAFF] or [m.username for m in self.team]
+        return task_at + timedelta(hours=self.rng.uniform(0.3, 30)), owner or self.rng.choice(staff)
+
+    def _call_made(self, run: _Run, at: datetime, index: int, who: str) -> None:
+        row = run.rows[index]
+        row.update(status=FollowUpStatus.DONE, completed_by=who, sent_at=at, updated_at=at)
+        run.pending.discard(index)
+        self._log(run, at, index, "done", f"by {who}")
+        self._timeline(run, at, index, who, f"Call {row['number']} made")
+
+    def _finish(self, run: _Run, at: datetime, index: int, status: FollowUpStatus, outcome: str, detail: str,
+                ms: int | None = None) -> None:
+        """What followups._finish writes for one attempt: the row's new state, its log row, its timeline entry."""
+        row = run.rows[index]
+        row.update(status=status, updated_at=at)
+        if status == FollowUpStatus.CANCELLED:
+            row["cancel_reason"] = detail[:200]
+        elif outcome != "task":
+            row["last_error"] = None if status == FollowUpStatus.SENT else detail
+        if status not in (FollowUpStatus.SCHEDULED, FollowUpStatus.TASK):
+            run.pending.discard(index)
+        self._log(run, at, index, outcome, detail, ms)
+        number, channel = row["number"], row["channel"].value.lower()
+        text = {
+            FollowUpStatus.SENT: f"Follow-up {number} sent by {channel}"
+                                 + (f": {row['subject']}" if row["subject"] else ""),
+            FollowUpStatus.TASK: f"Follow-up {number}: call to make",
+            FollowUpStatus.CANCELLED: f"Follow-up {number} ({channel}) stopped: {detail}",
+            FollowUpStatus.FAILED: f"Follow-up {number} by {channel} failed ({outcome}): {detail}",
+            FollowUpStatus.SCHEDULED: f"Follow-up {number} by {channel} deferred ({detail}); "
+                                      f"next try {row['due_at']:%Y-%m-%d %H:%M} UTC",
+        }[status]
+        self._timeline(run, at, index, followups.ACTOR, text)
+
+    def _log(self, run: _Run, at: datetime, index: int, outcome: str, detail: str, ms: int | None = None) -> None:
+        row = run.rows[index]
+        self.logs.append(dict(id=new_id(), kind="followup", subject_id=row["id"], lead_id=row["lead_id"],
+                              channel=row["channel"].value, outcome=outcome, detail=detail[:1000], duration_ms=ms,
+                              created_at=at))
+
+    def _timeline(self, run: _Run, at: datetime, index: int, actor: str, text: str) -> None:
+        row = run.rows[index]
+        run.events.append(_event(row["lead_id"], ActivityKind.FOLLOW_UP, actor, at, text[:1000],
+                                 {"follow_up": row["id"], "status": row["status"].value}))
+
+    def _stop_all(self, run: _Run, at: datetime, reason: str) -> int:
+        """followups.cancel_pending: every follow-up not gone out yet stops, with no log row or timeline entry."""
+        for index in run.pending:
+            run.rows[index].update(status=FollowUpStatus.CANCELLED, cancel_reason=reason[:200], updated_at=at)
+        stopped, run.pending = len(run.pending), set()
+        return stopped
+
+    def _suppress(self, run: _Run, at: datetime, reason: str, detail: str) -> bool:
+        """Adds the lead's address to the suppression list unless it is there already (keeps the first reason)."""
+        address = run.lead["email"].strip().lower()
+        if address in self.suppressed:
+            return False
+        self.suppressed.add(address)
+        self.suppressions.append(dict(address=address, reason=reason, lead_id=run.lead["id"],
+                                      detail=detail[:500], created_at=at))
+        return True
+
+    def _unsubscribe(self, run: _Run, at: datetime) -> None:
+        """The lead clicked the link in an email: followups.unsubscribe_lead."""
+        if run.unsubscribed or not self._suppress(run, at, "UNSUBSCRIBED", _UNSUBSCRIBED_VIA):
+            return
+        run.unsubscribed = True
+        stopped = self._stop_all(run, at, "the lead unsubscribed")
+        lead_id = run.lead["id"]
+        run.events.append(_event(lead_id, ActivityKind.UNSUBSCRIBED, "lead", at,
+                                 f"Unsubscribed ({_UNSUBSCRIBED_VIA}); {stopped} pending follow-up(s) stopped"))
+        self.logs.append(dict(id=new_id(), kind="unsubscribe", subject_id=lead_id, lead_id=lead_id, channel="EMAIL",
+                              outcome="unsubscribed", detail=_UNSUBSCRIBED_VIA, duration_ms=None, created_at=at))
+
+
+def _planned(lead_id: str, step: _Step, due: datetime, planned: datetime) -> dict[str, Any]:
+    """A follow-up row as followups.plan creates it (every column: one multi-row insert takes the batch)."""
+    return dict(id=new_id(), lead_id=lead_id, step_id=step.id, number=step.number, channel=step.channel,
+                status=FollowUpStatus.SCHEDULED, due_at=due, subject=None, body=None, copy_source=None,
+                recipient=None, provider_id=None, attempts=0, claim_token=None, claimed_until=None, last_error=None,
+                cancel_reason=None, sent_at=None, completed_by=None, created_at=planned, updated_at=planned)
+
+
+def _write(session: Session, rows: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]],
+           outreach: _Outreach) -> None:
+    """One batch as multi-row inserts (leads first: the others point at them); empties the batch's follow-ups."""
     # Table-level (Core) inserts: the ORM's bulk path drops None values and splits the batch by which keys remain.
     session.execute(insert(Lead.__table__), [lead for lead, _, _ in rows])
     session.execute(insert(LeadAnalysis.__table__), [analysis for _, analysis, _ in rows])
     session.execute(insert(Activity.__table__), [event for _, _, events in rows for event in events])
+    for table, batch in ((FollowUp.__table__, outreach.follow_ups), (WorkflowLog.__table__, outreach.logs),
+                         (Suppression.__table__, outreach.suppressions)):
+        if batch:
+            session.execute(insert(table), batch)
+        batch.clear()

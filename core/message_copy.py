@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field
 
@@ -68,9 +69,15 @@ def context_for(lead: Lead, profile: BusinessProfile) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    # Compiling costs milliseconds; a pass renders the same few step templates for thousands of leads.
+    return _ENV.from_string(template)
+
+
 def render(template: str, context: dict[str, Any]) -> str:
     """The template filled in with `context`; raises TemplateError on a bad template or a missing variable."""
-    return _ENV.from_string(template).render(**context).strip()
+    return _compiled(template).render(**context).strip()
 
 
 def validate_template(template: str | None, *, field_name: str, required: bool = True,
