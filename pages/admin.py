@@ -1,13 +1,15 @@
-"""Admin: users, API keys, the business profile, scoring, the public form and the state of integrations."""
+"""Admin: users, API keys, the business profile, scoring, the public form, integrations and outbound webhooks."""
 
 import streamlit as st
 
-from core import api_keys, app_settings, errors, integrations, schemas, scoring_preview, uow, users
+from core import api_keys, app_settings, errors, integrations, schemas, scoring_preview, uow, users, webhooks
 from core.profile import FACTOR_FAMILIES, BusinessProfile, ScoringConfig
 from pages._common import require
 
 ROLES = ["admin", "manager", "staff", "viewer"]
 PREVIEW_LEADS = 200
+FAILED_SHOWN = 20
+LABELS = {"url": "URL", "event_types": "Event types"}
 
 user = require("admin")
 actor = f"user:{user['username']}"
@@ -32,8 +34,18 @@ def _integrations() -> list[integrations.IntegrationState]:
     return uow.read(integrations.integration_states, settings=uow.settings())
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _webhook_endpoints() -> list[webhooks.EndpointState]:
+    return uow.read(webhooks.endpoint_states)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _failed_deliveries() -> list[webhooks.FailedDelivery]:
+    return uow.read(webhooks.failed_deliveries, limit=FAILED_SHOWN)
+
+
 def _label(field: str) -> str:
-    return field.replace("_", " ").capitalize()
+    return LABELS.get(field) or field.replace("_", " ").capitalize()
 
 
 def _show_errors(problems: list[errors.FieldError], slots: dict | None = None) -> None:
@@ -66,9 +78,30 @@ def _user_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 
     return None
 
 
+def _webhook_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - any webhooks.* change
+    """Runs one webhooks.* change in its own transaction; shows its errors or `done`, and returns its result."""
+    try:
+        with uow.transaction() as session:
+            result = service(session=session, actor=actor, **kwargs)
+    except errors.ValidationFailed as exc:
+        _show_errors(exc.errors)
+    except errors.NotFound:
+        st.error("That endpoint or delivery no longer exists.")
+    else:
+        _saved(done)
+        return result
+    return None
+
+
+def _show_secret_once(secret: str) -> None:
+    st.code(secret, language=None)
+    st.warning("Copy this signing secret into the receiver now: it is shown once. The receiver checks each "
+               "request's webhook-signature with it.", icon=":material/key:")
+
+
 st.title("Admin")
-users_tab, keys_tab, profile_tab, scoring_tab, form_tab, integrations_tab = st.tabs(
-    ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations"])
+users_tab, keys_tab, profile_tab, scoring_tab, form_tab, integrations_tab, webhooks_tab = st.tabs(
+    ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations", "Webhooks"])
 
 with users_tab:
     # The table is drawn last, so it already shows what the buttons below changed in this run.
@@ -318,3 +351,100 @@ with integrations_tab:
                 st.code(state.last_error, language=None, wrap_lines=True)
             else:
                 st.caption("No errors recorded.")
+
+with webhooks_tab:
+    # WEBHOOK_URL may have changed since the jobs process last looked: its endpoint is brought in line first.
+    with uow.transaction() as session:
+        if webhooks.sync_env_endpoint(session=session, settings=uow.settings()):
+            st.cache_data.clear()
+    st.caption("Each event (" + ", ".join(webhooks.EVENT_TYPES) + ") is POSTed as JSON to every enabled endpoint "
+               "that wants it, signed as the Standard Webhooks specification says. Only a 2xx answer counts; "
+               "others are retried for about 18 hours, then the delivery is listed below as failed.")
+    endpoints_slot = st.container()
+
+    with st.form("new_webhook"):
+        st.subheader("Add an endpoint")
+        hook_name = st.text_input("Name *", max_chars=100, key="new_webhook_name", placeholder="e.g. n8n, CRM sync")
+        hook_slots = {"name": st.empty()}
+        hook_url = st.text_input("URL *", max_chars=2000, key="new_webhook_url",
+                                 placeholder="https://n8n.example.com/webhook/leadops")
+        hook_slots["url"] = st.empty()
+        hook_types = st.multiselect("Event types", webhooks.EVENT_TYPES, key="new_webhook_types",
+                                    help="Leave empty for every type, including ones added later.")
+        hook_slots["event_types"] = st.empty()
+        if st.form_submit_button("Add endpoint", type="primary"):
+            try:
+                with uow.transaction() as session:
+                    _endpoint, hook_secret = webhooks.create_endpoint(session=session, name=hook_name, url=hook_url,
+                                                                      event_types=hook_types, actor=actor)
+            except errors.ValidationFailed as exc:
+                _show_errors(exc.errors, hook_slots)
+            else:
+                _saved("Endpoint added: new events go to it from now on.")
+                _show_secret_once(hook_secret)
+
+    hooks = {h.id: h for h in _webhook_endpoints()}
+    if hooks:
+        st.subheader("Manage an endpoint")
+        hook_id = st.selectbox("Endpoint", list(hooks), key="manage_webhook",
+                               format_func=lambda i: f"{hooks[i].name} ({hooks[i].origin})")
+        hook = hooks[hook_id]
+        with st.container(border=True):
+            if hook.from_env:
+                st.caption("This endpoint comes from WEBHOOK_URL and is signed with WEBHOOK_SECRET: change those "
+                           "variables to move it or give it a new secret.")
+            toggle_col, rotate_col, delete_col = st.columns(3)
+            with toggle_col:
+                # The key names the action, so a click given to disable cannot enable it again after a rerun.
+                action = "disable" if hook.enabled else "enable"
+                if st.button(f"{action.capitalize()} endpoint", key=f"{action}_webhook_{hook_id}"):
+                    _webhook_action(webhooks.update_endpoint, f"Endpoint {action}d.", endpoint_id=hook_id,
+                                    enabled=not hook.enabled)
+            if not hook.from_env:
+                with rotate_col:
+                    sure_rotate = st.checkbox("Yes, replace its secret", key=f"confirm_rotate_webhook_{hook_id}",
+                                              help="The old secret stops working at once: give the receiver the "
+                                                   "new one.")
+                    if st.button("Rotate secret", key=f"rotate_webhook_{hook_id}", disabled=not sure_rotate):
+                        rotated = _webhook_action(webhooks.rotate_secret, "Secret replaced.", endpoint_id=hook_id)
+                        if rotated:
+                            _show_secret_once(rotated)
+                with delete_col:
+                    sure_delete = st.checkbox("Yes, delete it and its queued deliveries",
+                                              key=f"confirm_delete_webhook_{hook_id}")
+                    if st.button("Delete endpoint", key=f"delete_webhook_{hook_id}", disabled=not sure_delete):
+                        _webhook_action(webhooks.delete_endpoint, "Endpoint deleted.", endpoint_id=hook_id)
+
+    failed = _failed_deliveries()
+    if failed:
+        st.subheader("Failed deliveries")
+        st.dataframe([{"failed": f.failed_at, "endpoint": f.endpoint_name, "event": f.event_type,
+                       "webhook-id": f.event_id, "attempts": f.attempts, "status": f.last_status_code,
+                       "last error": f.last_error} for f in failed],
+                     hide_index=True, width="stretch", column_config={"failed": st.column_config.DatetimeColumn()})
+        by_delivery = {f.id: f for f in failed}
+        retry_id = st.selectbox("Delivery", list(by_delivery), key="retry_delivery",
+                                format_func=lambda i: f"{by_delivery[i].event_type} to {by_delivery[i].endpoint_name} "
+                                                      f"({by_delivery[i].failed_at:%d %b %H:%M} UTC)")
+        if st.button("Retry", key="retry_delivery_button",
+                     help="Sends it again on the next webhooks pass, with a fresh set of attempts."):
+            _webhook_action(webhooks.redeliver, "Delivery queued again: the next webhooks pass sends it.",
+                            delivery_id=retry_id)
+
+    with endpoints_slot:
+        st.subheader("Endpoints")
+        listed = _webhook_endpoints()
+        if listed:
+            # A dataframe shows the receivers' error text as plain text, never as markdown.
+            st.dataframe([{"name": h.name, "address": h.origin, "events": ", ".join(h.event_types) or "all",
+                           "enabled": h.enabled, "source": "WEBHOOK_URL" if h.from_env else "app",
+                           "pending": h.pending, "delivered (7 d)": h.delivered_7d, "failed (7 d)": h.failed_7d,
+                           "last success": h.last_success_at, "last failure": h.last_failure_at,
+                           "last error": h.last_error, "disabled because": h.disabled_reason} for h in listed],
+                         hide_index=True, width="stretch",
+                         column_config={"last success": st.column_config.DatetimeColumn(),
+                                        "last failure": st.column_config.DatetimeColumn()})
+        else:
+            st.info("No webhook endpoints yet. Add one below with the address of your receiver (an n8n Webhook "
+                    "node, Zapier, your own service), or set WEBHOOK_URL and WEBHOOK_SECRET in the environment.",
+                    icon=":material/webhook:")

@@ -13,7 +13,7 @@ from db.session import get_engine, session_scope
 from tests.conftest import PROJECT
 from tests.support.factories import PASSWORD, make_lead, make_user
 
-TABS = ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations"]
+TABS = ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations", "Webhooks"]
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def key_works(secret: str) -> bool:
         return api_keys.authenticate(session=session, settings=get_settings(), secret=secret) is not None
 
 
-def test_an_admin_sees_the_six_tabs(signed_in):
+def test_an_admin_sees_the_seven_tabs(signed_in):
     at = signed_in()
     assert not at.exception
     assert [tab.label for tab in at.tabs] == TABS
