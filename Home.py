@@ -18,6 +18,7 @@ PAGES = {
     "intake": st.Page("pages/intake.py", title="New lead", icon=":material/person_add:"),
     "queue": st.Page("pages/queue.py", title="Lead queue", icon=":material/view_list:"),
     "lead": st.Page("pages/lead.py", title="Lead", icon=":material/person:", visibility="hidden"),
+    "followups": st.Page("pages/followups.py", title="Follow-ups", icon=":material/schedule_send:"),
     "admin": st.Page("pages/admin.py", title="Admin", icon=":material/settings:"),
     "account": st.Page("pages/account.py", title="My account", icon=":material/account_circle:"),
 }

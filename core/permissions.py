@@ -10,6 +10,7 @@ PAGES: dict[str, frozenset[Role]] = {
     "intake": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
     "queue": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
     "lead": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "followups": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
     "admin": frozenset({Role.ADMIN}),
     "account": frozenset(Role),
 }
@@ -22,6 +23,8 @@ ACTIONS: dict[str, frozenset[Role]] = {
     "lead.assign_any": frozenset({Role.ADMIN, Role.MANAGER}),
     "lead.delete": frozenset({Role.ADMIN, Role.MANAGER}),
     "lead.reanalyze": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
+    "followups.manage": frozenset({Role.ADMIN, Role.MANAGER}),
+    "followups.work": frozenset({Role.ADMIN, Role.MANAGER, Role.STAFF}),
     "admin.users": frozenset({Role.ADMIN}),
     "admin.api_keys": frozenset({Role.ADMIN}),
     "admin.settings": frozenset({Role.ADMIN}),

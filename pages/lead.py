@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import errors, lead_views, reanalysis, schemas, uow, users
+from core import errors, followup_views, lead_views, reanalysis, schemas, uow, users
 from core import leads as lead_service
 from pages._common import analysis_card, may, require
 
@@ -104,6 +104,21 @@ with work:
                 st.cache_data.clear()
                 st.query_params.clear()
                 st.switch_page("pages/queue.py")
+
+st.subheader("Follow-ups")
+planned = uow.read(followup_views.for_lead, lead_id=lead_id)
+if planned:
+    # The last error is provider text that can quote the lead's address: shown in the table as plain text.
+    st.dataframe([{k: v for k, v in row.items() if k != "id"} for row in planned], hide_index=True, width="stretch",
+                 column_config={"number": st.column_config.NumberColumn("Step", width=50), "channel": "Channel",
+                                "status": "Status",
+                                "due_at": st.column_config.DatetimeColumn("Due", format="D MMM YYYY, HH:mm"),
+                                "sent_at": st.column_config.DatetimeColumn("Sent / done", format="D MMM YYYY, HH:mm"),
+                                "attempts": st.column_config.NumberColumn("Tries", width=50),
+                                "problem": "Last error / stopped because"})
+else:
+    st.caption("No follow-ups: this lead gets none (it was not new, opted out, or its sequence has no steps).")
+st.page_link("pages/followups.py", label="All follow-ups", icon=":material/schedule_send:")
 
 st.subheader("Timeline")
 history = uow.read(lead_views.timeline, lead_id=lead_id)

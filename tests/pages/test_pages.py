@@ -142,9 +142,9 @@ def test_a_page_asked_for_directly_rechecks_the_user_too(app_db, signed_in):
 # --- menus and the pages' own role check ---------------------------------------------------------------------------
 
 MENUS = {
-    "admin": ["Home", "New lead", "Lead queue", "Admin", "My account"],
-    "manager": ["Home", "New lead", "Lead queue", "My account"],
-    "staff": ["Home", "New lead", "Lead queue", "My account"],
+    "admin": ["Home", "New lead", "Lead queue", "Follow-ups", "Admin", "My account"],
+    "manager": ["Home", "New lead", "Lead queue", "Follow-ups", "My account"],
+    "staff": ["Home", "New lead", "Lead queue", "Follow-ups", "My account"],
     "viewer": ["Home", "My account"],
 }
 
