@@ -36,7 +36,8 @@ NO_SKELETON = "!document.querySelector(\"[data-testid='stSkeleton']\")"
 HEADER_PX = ROW_PX = 35
 ROW_MARKER_X = 16  # the selection checkbox column, left of the first data column
 SIGN_IN_TIMEOUT_MS = 8_000
-ADMIN_TABS = ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations"]
+ADMIN_TABS = ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations", "Webhooks"]
+FOLLOW_UP_TABS = ["Due today", "Scheduled", "Sent", "Failed", "Calls to make", "Sequences"]
 
 
 # --- setup in the server's own database ---------------------------------------------------------------------------
@@ -278,8 +279,11 @@ def test_staff_member_takes_a_new_lead_from_intake_to_contacted(new_page: Any, w
     timeline = page.get_by_test_id("stDataFrame").last
     wait_for_grid_text(page, timeline, "Status NEW → CONTACTED")
     settle(page)
-    newest = grid_rows(timeline)[0]
-    assert newest[1:] == ["STATUS_CHANGED", f"user:{username}", "Status NEW → CONTACTED"], newest
+    # The status change, and the automatic sequence stopping because of it.
+    newest = sorted(row[1:] for row in grid_rows(timeline)[:2])
+    assert newest[1] == ["STATUS_CHANGED", f"user:{username}", "Status NEW → CONTACTED"], newest
+    assert newest[0][:2] == ["FOLLOW_UP", f"user:{username}"], newest
+    assert newest[0][2].endswith("pending follow-up(s) stopped: the lead moved to CONTACTED"), newest
     scroll_main(page, to_bottom=True)  # the timeline, under the Status form that now says CONTACTED
     page.screenshot(path=str(FLOW / "08-status-changed.png"))
 
@@ -314,6 +318,12 @@ def test_every_page_an_admin_sees(new_page: Any, web_server: WebServer) -> None:
     open_the_selected_lead(page, full_name)
     assert page.get_by_role("heading", name="Lead", exact=True).first.is_visible()
     shoot(page, "lead")
+
+    open_from_sidebar(page, "Follow-ups", "Follow-ups")
+    for tab in FOLLOW_UP_TABS:
+        page.get_by_role("tab", name=tab, exact=True).click()
+        settle(page)
+        shoot(page, f"followups-{tab.lower().replace(' ', '-')}")
 
     open_from_sidebar(page, "Admin", "Admin")
     for tab in ADMIN_TABS:
