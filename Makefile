@@ -45,6 +45,7 @@ lint: $(VENV)/.dev-deps
 bench: $(VENV)/.dev-deps
 	$(PY) bench/intake.py
 	$(PY) bench/queue.py
+	$(PY) bench/followups.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
