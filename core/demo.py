@@ -873,6 +873,7 @@ def _history(rng: random.Random, spec: _Spec, verdict: dict[str, Any], team: lis
                 _advance(rng, step, who, quality)
         elif rng.random() < 0.35:
             step(LeadStatus.LOST, rng.uniform(5, 40), who, rng.choice(_UNWORKED))
+    changes = [e["created_at"] for e in events if e["kind"] == ActivityKind.STATUS_CHANGED]
     lead = dict(
         id=lead_id, full_name=spec.full_name, email=spec.email, phone=spec.phone, company=spec.company,
         budget=spec.budget, budget_min=verdict["budget_min"], budget_max=verdict["budget_max"],
@@ -881,6 +882,8 @@ def _history(rng: random.Random, spec: _Spec, verdict: dict[str, Any], team: lis
         status=status, assignee_id=assignee.id if assignee else None, score=verdict["score"],
         priority=verdict["priority"], needs_review=verdict["needs_review"], reanalyze_requested_at=None,
         reanalyze_attempts=0, created_at=created, updated_at=max(e["created_at"] for e in events),
+        first_contacted_at=min(changes) if changes else None,
+        closed_at=max(changes) if changes and status in (LeadStatus.WON, LeadStatus.LOST) else None,
         # Demo addresses may belong to real mail providers: never contact them automatically.
         auto_follow_up=False)
     analysis = dict(

@@ -234,6 +234,10 @@ def update(*, session: Session, lead: Lead, changes: LeadUpdate, actor: str) -> 
                           body=f"Status {lead.status.value} → {changes.status.value}",
                           data={"from": lead.status.value, "to": changes.status.value})
         lead.status = changes.status
+        now = utcnow()
+        if lead.first_contacted_at is None and changes.status != LeadStatus.NEW:
+            lead.first_contacted_at = now
+        lead.closed_at = now if changes.status in (LeadStatus.WON, LeadStatus.LOST) else None
         stopped = followups.on_status_change(session=session, lead=lead, new_status=changes.status)
         if stopped:
             activities.record(session=session, lead_id=lead.id, kind=ActivityKind.FOLLOW_UP, actor=actor,

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -121,6 +122,11 @@ class FollowUpStatus(enum.StrEnum):
     DONE = "DONE"  # the call was made
 
 
+class InsightPeriod(enum.StrEnum):
+    WEEKLY = "WEEKLY"
+    MONTHLY = "MONTHLY"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "PENDING"
     DELIVERED = "DELIVERED"
@@ -155,6 +161,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     password_hash: Mapped[str] = mapped_column(String(100))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Viewers, managers and admins who want the founders' digest (the weekly and monthly report) by email.
+    digest_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -201,6 +209,10 @@ class Lead(Base):
     # Set when the AI could not analyse the lead; the `reanalyze` job clears it.
     reanalyze_requested_at: Mapped[datetime | None]
     reanalyze_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When a person first moved the lead on from NEW, and when it was won or lost: the dashboard's response time
+    # and conversion figures read these instead of searching the timeline.
+    first_contacted_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -483,3 +495,33 @@ class WebhookDelivery(Base):
 
     event: Mapped[WebhookEvent] = relationship(lazy="joined")
     endpoint: Mapped[WebhookEndpoint] = relationship(lazy="joined")
+
+
+class InsightReport(Base):
+    """The founders' report for one closed week or month: the facts computed in SQL and the narrative about them.
+
+    One row per period (a unique constraint): a jobs process claims a period by inserting its row, so two
+    processes can never write two reports for it.
+    """
+
+    __tablename__ = "insight_reports"
+    __table_args__ = (UniqueConstraint("period", "period_start"),
+                      Index("ix_insight_reports_period_end", "period", "period_end"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    period: Mapped[InsightPeriod] = mapped_column(_enum(InsightPeriod, "insight_period"))
+    # The period's bounds as instants (local midnights in `timezone`), end exclusive.
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="GENERATING")  # GENERATING, READY, FAILED
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    narrative: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    engine: Mapped[str | None] = mapped_column(String(10))
+    model: Mapped[str | None] = mapped_column(String(80))
+    note: Mapped[str | None] = mapped_column(String(500))
+    claimed_until: Mapped[datetime | None]
+    digest_sent_at: Mapped[datetime | None]
+    generated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
