@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -91,11 +92,24 @@ def set_allowed_origins(*, session: Session, origins: list[str], actor: str = "s
               actor=actor)
 
 
-def get_or_create_cookie_key(*, session: Session) -> str:
-    """The login cookie's signing key: generated once at random and kept, never a fixed default."""
-    stored = get_value(session=session, key=COOKIE_KEY)
+def get_or_create_secret(*, session: Session, key: str) -> str:
+    """A random secret kept under `key`: generated once, never a fixed default; the same for concurrent callers."""
+    stored = get_value(session=session, key=key)
     if stored:
         return str(stored["key"])
-    key = secrets.token_urlsafe(32)
-    set_value(session=session, key=COOKIE_KEY, value={"key": key})
-    return key
+    candidate = secrets.token_urlsafe(32)
+    try:
+        # In a savepoint: when another process stores its secret first, ours is dropped and theirs is read.
+        with session.begin_nested():
+            session.add(AppSetting(key=key, value={"key": candidate}))
+    except IntegrityError:
+        row = session.get(AppSetting, key, populate_existing=True)
+        assert row is not None
+        return str(row.value["key"])
+    audit.record(session=session, actor="system", action="settings.changed", target_type="setting", target_id=key)
+    return candidate
+
+
+def get_or_create_cookie_key(*, session: Session) -> str:
+    """The login cookie's signing key: generated once at random and kept, never a fixed default."""
+    return get_or_create_secret(session=session, key=COOKIE_KEY)

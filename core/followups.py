@@ -221,10 +221,14 @@ def run_pass(*, engine: Engine, settings: Settings, now: datetime | None = None,
         return started_at + timedelta(seconds=clock.monotonic() - started)
 
     summary = FollowUpSummary()
-    with session_scope(engine) as session:
-        window = sequences.get_send_window(session=session)
-        profile = app_settings.get_profile(session=session)
-        link_for = unsubscribe.link_maker(session=session, base_url=settings.leadops_base_url)
+
+    def read_setup() -> tuple[sequences.SendWindow, BusinessProfile, Callable[[str], str]]:
+        with session_scope(engine) as session:
+            return (sequences.get_send_window(session=session), app_settings.get_profile(session=session),
+                    unsubscribe.link_maker(session=session, base_url=settings.leadops_base_url))
+
+    # Retried: the first pass ever creates the unsubscribe key, and two passes may start together.
+    window, profile, link_for = run_with_retry(read_setup, what="reading the follow-up settings")
     if not window.is_open(started_at, settings.leadops_timezone):
         opens = window.next_open(started_at, settings.leadops_timezone)
         summary.notes.append(f"outside the send window {window.describe()} {settings.leadops_timezone}; "

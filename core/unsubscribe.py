@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
@@ -17,12 +16,7 @@ UNSUBSCRIBE_KEY = "unsubscribe_key"
 
 def _key(session: Session) -> bytes:
     # Generated once at random and kept in the database, like the cookie key: never a fixed default.
-    stored = app_settings.get_value(session=session, key=UNSUBSCRIBE_KEY)
-    if stored:
-        return str(stored["key"]).encode()
-    key = secrets.token_urlsafe(32)
-    app_settings.set_value(session=session, key=UNSUBSCRIBE_KEY, value={"key": key})
-    return key.encode()
+    return app_settings.get_or_create_secret(session=session, key=UNSUBSCRIBE_KEY).encode()
 
 
 def _signature(key: bytes, lead_id: str) -> str:
