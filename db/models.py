@@ -99,6 +99,8 @@ class ActivityKind(enum.StrEnum):
     ANALYZED = "ANALYZED"
     FOLLOW_UP = "FOLLOW_UP"
     UNSUBSCRIBED = "UNSUBSCRIBED"
+    IMPORTED = "IMPORTED"
+    MERGED = "MERGED"
 
 
 class Channel(enum.StrEnum):
@@ -181,6 +183,9 @@ class Lead(Base):
         Index("ix_leads_assignee_status", "assignee_id", "status"),
         Index("ix_leads_email", "email"),
         Index("ix_leads_reanalyze_requested_at", "reanalyze_requested_at"),
+        Index("ix_leads_external_id", "external_id"),
+        Index("ix_leads_import_batch", "import_batch_id"),
+        Index("ix_leads_phone", "phone"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
@@ -213,6 +218,11 @@ class Lead(Base):
     # and conversion figures read these instead of searching the timeline.
     first_contacted_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Columns of an imported file that map to no field, kept as they came ({"Lead Origin": "API", ...}).
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The row key of an imported lead in its source system (e.g. a Prospect ID), and the import that brought it.
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    import_batch_id: Mapped[str | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -241,6 +251,10 @@ class LeadAnalysis(Base):
     injection_suspected: Mapped[bool] = mapped_column(Boolean, default=False)
     review_reason: Mapped[str | None] = mapped_column(String(300))
     fallback_reason: Mapped[str | None] = mapped_column(String(300))
+    # The learned model's view of the lead, shown beside the engine's score (and blended in when it earns it).
+    learned_score: Mapped[int | None] = mapped_column(Integer)
+    learned_factors: Mapped[list[Any]] = mapped_column(default=list)
+    engine_score: Mapped[int | None] = mapped_column(Integer)  # the rules or AI score before any blending
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -364,12 +378,19 @@ class SequenceStep(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+def _same_lead(context: Any) -> str:
+    # A follow-up is planned for the lead it belongs to; only a merge makes the two differ.
+    return str(context.get_current_parameters()["lead_id"])
+
+
 class FollowUp(Base):
     """One planned message (or call) of a lead's sequence: one row per lead and step, claimed before it is sent."""
 
     __tablename__ = "follow_ups"
     __table_args__ = (
-        UniqueConstraint("lead_id", "step_id"),
+        # origin_lead_id is the lead the follow-up was planned for: after a merge, the kept lead holds the
+        # follow-ups of both, and each original plan stays unique.
+        UniqueConstraint("lead_id", "step_id", "origin_lead_id"),
         # The jobs pass's "what is due" query, and the Follow-ups page's lists.
         Index("ix_follow_ups_status_due", "status", "due_at"),
         Index("ix_follow_ups_lead_status", "lead_id", "status"),
@@ -377,6 +398,7 @@ class FollowUp(Base):
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    origin_lead_id: Mapped[str] = mapped_column(String(26), default=_same_lead)
     step_id: Mapped[str] = mapped_column(ForeignKey("sequence_steps.id", ondelete="RESTRICT"))
     number: Mapped[int] = mapped_column(Integer)
     channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
@@ -525,3 +547,80 @@ class InsightReport(Base):
     generated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ImportBatch(Base):
+    """One import of a CSV or Excel file: how it was mapped, what it did, and whether it was undone."""
+
+    __tablename__ = "import_batches"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    filename: Mapped[str] = mapped_column(String(300))
+    created_by: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(12), default="RUNNING")  # RUNNING, DONE, FAILED, UNDONE
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    undone_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class ImportRow(Base):
+    """What an import did with one row: the lead it created or updated (with the values before, for the undo), or
+    why the row failed (with the row as it came, for the download of failed rows)."""
+
+    __tablename__ = "import_rows"
+    __table_args__ = (Index("ix_import_rows_batch_row", "batch_id", "row_number"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    row_number: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(10))  # created, updated, skipped, failed
+    lead_id: Mapped[str | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
+    previous: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class DuplicateCandidate(Base):
+    """A pair of leads that look like one person or company, with how sure we are and why."""
+
+    __tablename__ = "duplicate_candidates"
+    __table_args__ = (UniqueConstraint("lead_id", "other_id"), Index("ix_duplicate_candidates_other", "other_id"),
+                      Index("ix_duplicate_candidates_status", "status", "confidence"))
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))  # the newer lead
+    other_id: Mapped[str] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))  # the one it resembles
+    confidence: Mapped[int] = mapped_column(Integer)  # 0-100
+    reasons: Mapped[list[Any]] = mapped_column(default=list)  # ["same email", "same phone", "company domain", ...]
+    status: Mapped[str] = mapped_column(String(10), default="OPEN")  # OPEN, MERGED, DISMISSED
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+
+
+class LearnedModel(Base):
+    """A model trained on the team's own WON and LOST leads, with how well it did on leads it did not see."""
+
+    __tablename__ = "learned_models"
+    __table_args__ = (Index("ix_learned_models_trained_at", "trained_at"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
+    algorithm: Mapped[str] = mapped_column(String(40))
+    fields: Mapped[list[Any]] = mapped_column(default=list)
+    won: Mapped[int] = mapped_column(Integer)
+    lost: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)  # held-out AUC, accuracy, baseline, calibration
+    # The fitted model as data (coefficients, encodings, trees as JSON): never a pickle, which would run code when
+    # read back.
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    blended: Mapped[bool] = mapped_column(Boolean, default=False)  # beats the engine on held-out leads
+    note: Mapped[str | None] = mapped_column(String(500))
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
