@@ -34,12 +34,19 @@ def serve() -> int:
     engine = get_engine(settings.database_url)
     scheduler = BlockingScheduler(timezone=settings.leadops_timezone)
 
+    last_line: dict[str, str] = {}
+
     def make_pass(name: str):  # noqa: ANN202 - a closure per job
         def one_pass() -> None:
             try:
-                log.info("%s", registry.run(name, engine=engine, settings=settings))
+                line = registry.run(name, engine=engine, settings=settings)
             except Exception:
                 log.exception("job %s failed; the next pass will try again", name)
+                last_line.pop(name, None)
+                return
+            # The webhooks job runs every 5 s: an idle pass repeating the last line is not worth a log line.
+            log.log(logging.DEBUG if last_line.get(name) == line else logging.INFO, "%s", line)
+            last_line[name] = line
         return one_pass
 
     for name, (_job, interval) in registry.JOBS.items():
