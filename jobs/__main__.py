@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -51,8 +52,9 @@ def serve() -> int:
 
     for name, (_job, interval) in registry.JOBS.items():
         # The scheduler only triggers passes; coalescing and a generous grace time stop a slow pass from piling up.
+        # The first pass runs at start (not one interval later): a restart does not delay what is due.
         scheduler.add_job(make_pass(name), "interval", seconds=interval, id=name, name=name, coalesce=True,
-                          max_instances=1, misfire_grace_time=interval)
+                          max_instances=1, misfire_grace_time=interval, next_run_time=datetime.now(UTC))
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     log.info("jobs process started: %s", ", ".join(registry.JOBS))
     try:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("name", choices=sorted(registry.JOBS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler announces every job it adds and runs; our own line per pass says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return run_once(args.name) if args.command == "run" else serve()
 
 
