@@ -20,7 +20,7 @@ from starlette.routing import Route
 from api.form import form_routes
 from api.ratelimit import RateLimiter
 from api.unsubscribe import unsubscribe_routes
-from core import api_keys, app_settings, intake, webhooks
+from core import api_keys, app_settings, insights, intake, webhooks
 from core import leads as lead_service
 from core.api_keys import Caller
 from core.config import Settings, get_settings
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
+MAX_INSIGHTS = 100
 Handler = Callable[[Request], Awaitable[Response]]
 # The public form learns only that its lead arrived: never our score or analysis of it, and a bot filling the
 # honeypot gets the very same answer.
@@ -138,6 +139,7 @@ class Api:
             Route("/api/leads/{lead_id}", self._wrap(self.get_lead, auth=True), methods=["GET"]),
             Route("/api/leads/{lead_id}", self._wrap(self.patch_lead, auth=True), methods=["PATCH"]),
             Route("/api/jobs/{name}", self._wrap(self.run_job, auth=True), methods=["POST"]),
+            Route("/api/insights", self._wrap(self.list_insights, auth=True), methods=["GET"]),
             *form_routes(self.engine),
             *unsubscribe_routes(self.engine),
         ]
@@ -276,6 +278,19 @@ class Api:
                 lead_service.update(session=session, lead=lead, changes=changes, actor=f"api:{caller.name}")
                 return lead_service.to_public(lead).model_dump(mode="json")
         return JSONResponse(await run_in_threadpool(run_with_retry, write))
+
+    async def list_insights(self, request: Request, caller: Caller) -> Response:
+        q = request.query_params
+        period = q.get("period") or None
+        if period is not None and period.strip().lower() not in ("weekly", "monthly"):
+            raise ValidationFailed([FieldError("period", "must be weekly or monthly")])
+        limit = _parse_int("limit", q["limit"], 1, MAX_INSIGHTS) if q.get("limit") else 20
+
+        def read() -> dict[str, Any]:
+            with session_scope(self.engine) as session:
+                reports = insights.get_all(session=session, kind=period.strip() if period else None, limit=limit)
+                return {"items": [insights.to_public(report) for report in reports]}
+        return JSONResponse(await run_in_threadpool(run_with_retry, read))
 
     async def run_job(self, request: Request, caller: Caller) -> Response:
         name = request.path_params["name"]

@@ -6,10 +6,11 @@ import re
 import secrets
 
 import bcrypt
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, digest
 from core.config import Settings
 from core.errors import FieldError, NotFound, ValidationFailed
 from db.models import Role, User, utcnow
@@ -171,5 +172,42 @@ def unlock(*, session: Session, user_id: str, actor: str) -> User:
                  detail={"username": user.username, "failed_logins": user.failed_logins,
                          "was_locked": user.locked_until is not None and user.locked_until > utcnow()})
     user.failed_logins, user.locked_until = 0, None
+    session.flush()
+    return user
+
+
+def set_digest_opt_in(*, session: Session, user_id: str, opt_in: bool, actor: str) -> User:
+    """Turns the founders' digest email on or off for a user; only viewers, managers and admins with an email."""
+    user = _get_or_raise(session, user_id)
+    if opt_in and not digest.may_receive(user.role):
+        raise ValidationFailed([FieldError("digest_opt_in", "the report email is for viewers, managers and admins")])
+    if opt_in and not (user.email or "").strip():
+        raise ValidationFailed([FieldError("digest_opt_in", "needs an email address on the account")])
+    if user.digest_opt_in == opt_in:
+        return user
+    audit.record(session=session, actor=actor, action="user.digest_opted_in" if opt_in else "user.digest_opted_out",
+                 target_type="user", target_id=user.id, detail={"username": user.username})
+    user.digest_opt_in = opt_in
+    session.flush()
+    return user
+
+
+def set_email(*, session: Session, user_id: str, email: str | None, actor: str) -> User:
+    """Sets (or clears) a user's email address, checked and lower-cased; clearing it stops the report email."""
+    user = _get_or_raise(session, user_id)
+    address = (email or "").strip()
+    if address:
+        try:
+            address = validate_email(address, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise ValidationFailed([FieldError("email", str(exc))]) from None
+    new = address or None
+    if new == user.email:
+        return user
+    user.email = new
+    if new is None:
+        user.digest_opt_in = False
+    audit.record(session=session, actor=actor, action="user.email_changed", target_type="user", target_id=user.id,
+                 detail={"username": user.username})
     session.flush()
     return user

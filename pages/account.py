@@ -1,8 +1,8 @@
-"""My account: change my password."""
+"""My account: change my password; viewers, managers and admins choose whether the report comes by email."""
 
 import streamlit as st
 
-from core import errors, uow, users
+from core import digest, errors, uow, users
 from pages._common import require
 
 user = require("account")
@@ -27,3 +27,33 @@ with st.form("change_password", clear_on_submit=True):
                     st.error(f"{problem.field.replace('_', ' ').capitalize()}: {problem.message}")
             else:
                 st.success("Password changed.")
+
+
+def _report_email() -> None:
+    """The opt-in to the founders' digest, and the address it goes to."""
+    account = uow.read(users.get, user_id=user["id"])
+    if account is None:
+        return
+    email, opted_in = (account.email or "").strip(), account.digest_opt_in
+    with st.form("report_email"):
+        st.subheader("Report email")
+        st.caption("When a weekly or monthly report is ready, it is emailed to you: the key figures against the "
+                   "period before, the main charts, the summary and the recommendations.")
+        address = st.text_input("Email address", value=email, max_chars=254)
+        wanted = st.checkbox("Email me the weekly and monthly report", value=opted_in, key="digest_opt_in")
+        if st.form_submit_button("Save email preference"):
+            try:
+                with uow.transaction() as session:
+                    users.set_email(session=session, user_id=user["id"], email=address,
+                                    actor=f"user:{user['username']}")
+                    users.set_digest_opt_in(session=session, user_id=user["id"], opt_in=wanted,
+                                            actor=f"user:{user['username']}")
+            except errors.ValidationFailed as exc:
+                for problem in exc.errors:
+                    st.error(f"{problem.field.replace('_', ' ').capitalize()}: {problem.message}")
+            else:
+                st.success("You will get the report by email." if wanted
+                           else "You will no longer get the report by email.")
+
+if digest.may_receive(user["role"]):
+    _report_email()

@@ -31,12 +31,16 @@ class SendOutcome:
 
 @dataclass(frozen=True)
 class OutgoingEmail:
-    """One follow-up email, ready to go."""
+    """One email ready to go: a follow-up to a lead, or the founders' digest to a user."""
 
     to: str
     subject: str
-    text: str  # the plain-text part, unsubscribe link included
-    html: str  # the HTML part, unsubscribe link included
+    text: str  # the plain-text part (a follow-up's includes its unsubscribe link)
+    html: str  # the HTML part; its images are referenced as `cid:<content id>`
     message_id: str  # stable across retries: `<follow-up id@domain>`
-    unsubscribe_url: str  # for the List-Unsubscribe header (RFC 8058 one-click POSTs to the same URL)
+    # For the List-Unsubscribe header (RFC 8058 one-click POSTs to the same URL). None, given explicitly so no
+    # follow-up goes out without one by mistake, for internal mail such as the digest: users turn it off on their
+    # account page instead.
+    unsubscribe_url: str | None
     headers: dict[str, str] = field(default_factory=dict)  # extra headers, e.g. X-LeadOps-Follow-Up
+    images: dict[str, bytes] = field(default_factory=dict)  # content id (no brackets) -> PNG bytes, shown inline

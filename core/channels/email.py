@@ -1,4 +1,5 @@
-"""Follow-up email over SMTP: the MIME message, and one kept connection that turns each send into a SendOutcome."""
+"""Email over SMTP (follow-ups, the digest): the MIME message, and one kept connection that turns each send into a
+SendOutcome."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ _QUEUE_ID = re.compile(r"(?:queued as|id=)\s*<?([^\s>]+)", re.IGNORECASE)
 # Enhanced status subjects (RFC 3463) that blame the system, protocol, content or policy, not the mailbox.
 _NOT_THE_ADDRESS = frozenset({3, 5, 6, 7})
 _MAX_SERVER_TEXT = 300
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ChannelNotConfigured(LeadOpsError):
@@ -90,25 +92,37 @@ def not_configured_reason(settings: Settings) -> str | None:
 
 
 def build_message(email: OutgoingEmail, *, mail_from: str) -> EmailMessage:
-    """The MIME message of one follow-up: text and HTML alternatives, one-click unsubscribe, the given Message-ID."""
+    """The MIME message of one email: text and HTML (with its inline images), one-click unsubscribe, its Message-ID."""
     _address("to", email.to)
     _address("mail_from", mail_from)
     _one_line("subject", email.subject)
     _bracketed_token("message_id", email.message_id)
-    _bracketed_token("unsubscribe_url", f"<{email.unsubscribe_url}>")
+    if email.unsubscribe_url is not None:
+        _bracketed_token("unsubscribe_url", f"<{email.unsubscribe_url}>")
+    for content_id, image in email.images.items():
+        _inline_png(content_id, image)
     message = EmailMessage(policy=_POLICY)
     message["From"] = mail_from
     message["To"] = email.to
     message["Subject"] = email.subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = email.message_id
-    message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 one-click
+    if email.unsubscribe_url is not None:
+        message["List-Unsubscribe"] = f"<{email.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058 one-click
     for name, value in email.headers.items():
         _extra_header(name, value)
         message[name] = value
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
+    if email.images:
+        # multipart/alternative(text, multipart/related(html, images)): clients that show the HTML find each
+        # `cid:` reference in the same related part; text-only clients never see the images as attachments.
+        html = message.get_payload()[1]
+        for content_id, image in email.images.items():
+            html.add_related(image, maintype="image", subtype="png", cid=f"<{content_id}>", disposition="inline",
+                             filename=f"{content_id.partition('@')[0]}.png")
+        html.set_param("type", "text/html")  # RFC 2387: the related part names its root's type
     return message
 
 
@@ -133,6 +147,12 @@ def _bracketed_token(field: str, value: str) -> None:
     if not (value.startswith("<") and value.endswith(">")) or not inner or not value.isascii() \
             or any(c.isspace() or c in "<>" for c in inner) or len(value) > 900:
         raise ValueError(f"{field}: must be ASCII without spaces or angle brackets: {value!r}")
+
+
+def _inline_png(content_id: str, image: bytes) -> None:
+    _bracketed_token(f"images[{content_id!r}]", f"<{content_id}>")
+    if not image.startswith(_PNG_SIGNATURE):
+        raise ValueError(f"images[{content_id!r}]: not a PNG image")
 
 
 def _extra_header(name: str, value: str) -> None:

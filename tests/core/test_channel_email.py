@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from core.channels import OutgoingEmail
 from core.channels.email import ChannelNotConfigured, SmtpMailer, build_message
@@ -293,3 +295,60 @@ def test_without_a_host_or_sender_the_mailer_is_not_configured(smtp: SmtpServer,
     with pytest.raises(ChannelNotConfigured, match=missing) as raised:
         SmtpMailer(smtp_settings(smtp, **overrides))
     assert missing in raised.value.reason
+
+
+# -- internal mail: inline images, no unsubscribe headers (the founders' digest) ---------------------------------
+
+def tiny_png(colour: tuple[int, int, int]) -> bytes:
+    """A real 2x2 PNG of one colour."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_email_with_images_arrives_as_text_and_html_with_its_images_inline(smtp: SmtpServer) -> None:
+    red, blue = tiny_png((255, 0, 0)), tiny_png((0, 0, 255))
+    email = follow_up(
+        to="founder@leadops.example", unsubscribe_url=None, headers={},
+        html='<p>This week</p><img src="cid:leads.r1@leadops" alt="leads"><img src="cid:sources.r1@leadops">',
+        images={"leads.r1@leadops": red, "sources.r1@leadops": blue})
+    with SmtpMailer(smtp_settings(smtp)) as mailer:
+        outcome = mailer.send(email)
+
+    assert outcome.kind == "sent"
+    message = smtp.messages[0]
+    assert message.get_content_type() == "multipart/alternative"
+    text, related = message.get_payload()
+    assert text.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related" and related.get_param("type") == "text/html"
+    html, *images = related.get_payload()
+    assert html.get_content_type() == "text/html" and "cid:leads.r1@leadops" in html.get_content()
+    assert [(i.get_content_type(), i["Content-ID"], i.get_content_disposition()) for i in images] == [
+        ("image/png", "<leads.r1@leadops>", "inline"), ("image/png", "<sources.r1@leadops>", "inline")]
+    assert [i.get_content() for i in images] == [red, blue]
+    assert message.get_body(("html",)) is html and message.get_body(("plain",)) is text
+
+
+def test_without_an_unsubscribe_url_there_are_no_list_unsubscribe_headers(smtp: SmtpServer) -> None:
+    with SmtpMailer(smtp_settings(smtp)) as mailer:
+        outcome = mailer.send(follow_up(unsubscribe_url=None))
+
+    assert outcome.kind == "sent"
+    assert b"List-Unsubscribe" not in smtp.deliveries[0].raw
+    message = smtp.messages[0]
+    assert message.get_content_type() == "multipart/alternative"  # no images: the follow-up shape, unchanged
+    assert [p.get_content_type() for p in message.get_payload()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize(("images", "problem"), [
+    ({"chart@leadops": b"GIF89a not a png"}, "not a PNG"),
+    ({"chart@leadops>\r\nBcc: x@example.com": tiny_png((0, 0, 0))}, "images"),
+    ({"two words@leadops": tiny_png((0, 0, 0))}, "images"),
+])
+def test_an_image_that_is_not_a_png_or_has_a_bad_content_id_is_refused(smtp: SmtpServer, images: dict[str, bytes],
+                                                                       problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        build_message(follow_up(images=images), mail_from=SENDER)
+    with SmtpMailer(smtp_settings(smtp)) as mailer:
+        outcome = mailer.send(follow_up(images=images))
+    assert outcome.kind == "failed" and smtp.deliveries == []

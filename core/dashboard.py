@@ -1,0 +1,510 @@
+"""The managers' dashboard: KPIs for a period against the one before, and the series behind each chart.
+
+Every figure is computed by the database in a few grouped queries (never by loading leads into pandas).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import BigInteger, Boolean, ColumnElement, Integer, and_, case, func, literal, select, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
+
+from core.errors import FieldError, ValidationFailed
+from db.models import Channel, FollowUp, FollowUpStatus, Lead, LeadStatus, Priority, User
+
+PeriodKind = Literal["last_7_days", "last_30_days", "last_90_days", "this_week", "last_week", "this_month",
+                     "last_month"]
+
+# What the period picker offers, in its order.
+PERIOD_KINDS: dict[str, str] = {
+    "last_7_days": "Last 7 days", "last_30_days": "Last 30 days", "last_90_days": "Last 90 days",
+    "this_week": "This week", "last_week": "Last week", "this_month": "This month", "last_month": "Last month",
+}
+_DAYS = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90}
+# The stages a lead moves through, in order; LOST leaves the line at any point.
+STAGES = [LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED, LeadStatus.PROPOSAL_SENT, LeadStatus.WON]
+OPEN_STATUSES = [LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED, LeadStatus.PROPOSAL_SENT]
+CLOSED_STATUSES = [LeadStatus.WON, LeadStatus.LOST]
+SCORE_BANDS = [f"{low}-{low + 9}" for low in range(0, 90, 10)] + ["90-100"]
+# Time from arrival to a person first moving the lead on from NEW; "4-24 h" ends at 24 h inclusive, so the first
+# three buckets add up to the "contacted within 24 h" KPI.
+RESPONSE_BUCKETS = ["< 1 h", "1-4 h", "4-24 h", "1-3 days", "> 3 days", "not yet"]
+FOLLOW_UP_OUTCOMES = [FollowUpStatus.SENT, FollowUpStatus.FAILED, FollowUpStatus.CANCELLED, FollowUpStatus.DONE]
+TOP_OPPORTUNITIES = 10
+_HOUR, _DAY = 3600, 86400
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """What the dashboard can be narrowed by."""
+
+    source: str | None = None
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Period:
+    """A span of time, start inclusive and end exclusive, as instants (aware, UTC or the business zone)."""
+
+    start: datetime
+    end: datetime
+    label: str
+    # The picker's kind when it came from period_for (None for a span built by hand); previous() reads it for
+    # the spans that end "now" (this week, this month so far).
+    kind: str | None = None
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        # Wall-clock arithmetic in the zone the bounds carry: a week back is local midnight to local midnight even
+        # across a daylight-saving change, and a month back is the calendar month before.
+        zone = self.start.tzinfo or UTC
+        start, end = self.start.astimezone(zone), self.end.astimezone(zone)
+        if _is_month_start(start) and _is_month_start(end):
+            months = (end.year - start.year) * 12 + end.month - start.month
+            shifted = _shift_months(start, -months), _shift_months(end, -months)
+        elif self.kind == "this_month":
+            shifted = _shift_months(start, -1), _shift_months(end, -1)
+        elif self.kind == "this_week":
+            shifted = _shift_days(start, -7), _shift_days(end, -7)
+        elif _is_midnight(start) and _is_midnight(end):
+            days = (end.date() - start.date()).days
+            shifted = _shift_days(start, -days), _shift_days(end, -days)
+        else:
+            shifted = start - (end - start), start
+        return Period(start=shifted[0], end=shifted[1], label=_describe(*shifted), kind=None)
+
+
+def period_for(kind: PeriodKind, *, now: datetime, timezone: str) -> Period:
+    """The period a manager picked, with day, week (Monday) and month boundaries in the business's time zone."""
+    zone = _zone(timezone)
+    local_now = now.astimezone(zone)
+    today = local_now.date()
+    if kind in _DAYS:
+        start, end = _midnight(today - timedelta(days=_DAYS[kind] - 1), zone), _midnight(today + timedelta(1), zone)
+    elif kind == "this_week":
+        start, end = _midnight(today - timedelta(days=today.weekday()), zone), local_now
+    elif kind == "last_week":
+        monday = today - timedelta(days=today.weekday())
+        start, end = _midnight(monday - timedelta(days=7), zone), _midnight(monday, zone)
+    elif kind == "this_month":
+        start, end = _midnight(today.replace(day=1), zone), local_now
+    elif kind == "last_month":
+        first = today.replace(day=1)
+        start, end = _midnight((first - timedelta(days=1)).replace(day=1), zone), _midnight(first, zone)
+    else:
+        raise ValidationFailed([FieldError("period", f"unknown period {kind!r}")])
+    label = f"{PERIOD_KINDS[kind]} ({_describe(start, end, to_now=True)})"
+    return Period(start=start, end=end, label=label, kind=kind)
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """The headline figures of one period (leads created in it, and what happened to them)."""
+
+    new_leads: int
+    high_leads: int
+    high_share_pct: float | None  # HIGH among new leads, %
+    average_score: float | None
+    contacted_within_24h_pct: float | None  # new leads first moved on from NEW within 24 h of arriving, %
+    won: int
+    lost: int
+    conversion_to_won_pct: float | None  # won among new leads, %
+    followups_sent: int  # follow-ups sent (emails, texts) in the period
+    followups_failed: int
+    calls_done: int
+    contacted_within_24h: int = 0  # the count behind contacted_within_24h_pct
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """Everything one dashboard view shows."""
+
+    period: Period
+    previous_period: Period
+    current: Kpis
+    previous: Kpis
+    pipeline: dict[str, int]  # open and closed leads by status now (all leads matching the filters)
+    leads_by_day: list[dict]  # {"day": date, "priority": "HIGH", "leads": n} per local day of the period
+    score_histogram: list[dict]  # {"band": "80-89", "leads": n}, ten-point bands
+    funnel: list[dict]  # {"stage": "NEW"|"CONTACTED"|..., "leads": n} leads of the period that reached each stage
+    by_source: list[dict]  # {"source", "leads", "high", "won", "conversion_pct"}
+    response_times: list[dict]  # {"bucket": "< 1 h"|"1-4 h"|"4-24 h"|"1-3 days"|"> 3 days"|"not yet", "leads": n}
+    followup_outcomes: list[dict]  # {"channel", "step": n, "status", "count"}
+    top_opportunities: list[dict]  # {"id", "name", "company", "score", "priority", "budget", "budget_usd", "status",
+    #                                 "age_days", "assignee"} open leads, best first
+    computed_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    sources: list[str] = field(default_factory=list)  # every source of the leads matching the other filters
+
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no lead matches the filters at all (not only in this period)."""
+        return not any(self.pipeline.values())
+
+
+def dashboard(*, session: Session, period: Period, filters: DashboardFilters, timezone: str,
+              now: datetime | None = None) -> DashboardData:
+    """The dashboard for `period` compared with the period before it."""
+    zone = _zone(timezone)
+    now = now or datetime.now(UTC)
+    previous = period.previous()
+    days = _local_days(period, zone)
+    # Five statements: the leads of both periods grouped by local day (every KPI and the daily chart), the period's
+    # leads grouped by source, status and score band (the other charts), the pipeline, the follow-up outcomes, and
+    # the top opportunities.
+    daily = _daily_figures(session, period, previous, filters, days, zone)
+    mix = _period_mix(session, period, filters)
+    follow_ups = _follow_up_figures(session, period, previous, filters)
+    pipeline, sources = _pipeline(session, filters)
+    return DashboardData(
+        period=period, previous_period=previous,
+        current=_kpis(daily["cur"], follow_ups["totals"]["cur"]),
+        previous=_kpis(daily["prev"], follow_ups["totals"]["prev"]),
+        pipeline=pipeline,
+        leads_by_day=[{"day": day, "priority": priority.value, "leads": daily["by_day"][(i, priority)]}
+                      for i, day in enumerate(days) for priority in Priority],
+        score_histogram=[{"band": label, "leads": mix["bands"][i]} for i, label in enumerate(SCORE_BANDS)],
+        funnel=_funnel(mix["statuses"], lost_after_contact=daily["cur"]["lost_contacted"]),
+        by_source=mix["sources"],
+        response_times=[{"bucket": bucket, "leads": daily["cur"][f"response_{i}"]}
+                        for i, bucket in enumerate(RESPONSE_BUCKETS)],
+        followup_outcomes=follow_ups["outcomes"],
+        top_opportunities=_top_opportunities(session, period, filters, now),
+        computed_at=now, sources=sources,
+    )
+
+
+# --- SQL that differs between SQLite and PostgreSQL ---------------------------------------------------------------
+
+
+class _DaysSince(FunctionElement[int]):
+    """Whole days from an instant (seconds since 1970) to a timestamp column; both dialects floor."""
+
+    type = Integer()
+    name = "days_since"
+    inherit_cache = True
+
+
+@compiles(_DaysSince)
+def _days_since(element: _DaysSince, compiler: Any, **kw: Any) -> str:
+    column, origin = (compiler.process(clause, **kw) for clause in element.clauses)
+    # date_part gives a double: much cheaper per row than EXTRACT's numeric.
+    return f"FLOOR((date_part('epoch', {column}) - {origin}) / 86400)"
+
+
+@compiles(_DaysSince, "sqlite")
+def _days_since_sqlite(element: _DaysSince, compiler: Any, **kw: Any) -> str:
+    column, origin = (compiler.process(clause, **kw) for clause in element.clauses)
+    # SQLite keeps UTC timestamps as text; the rows are never before the origin, so integer division floors.
+    return f"((CAST(strftime('%s', {column}) AS INTEGER) - {origin}) / 86400)"
+
+
+class _Elapsed(FunctionElement[bool]):
+    """`end - start` compared with a whole number of seconds: `_Elapsed(start, end, seconds)`; below unless `<=`."""
+
+    type = Boolean()
+    name = "elapsed"
+    inherit_cache = True
+    operator = "<"
+
+
+class _ElapsedAtMost(_Elapsed):
+    inherit_cache = True
+    operator = "<="
+
+
+@compiles(_Elapsed)
+def _elapsed(element: _Elapsed, compiler: Any, **kw: Any) -> str:
+    start, end, seconds = (compiler.process(clause, **kw) for clause in element.clauses)
+    # An interval comparison: no per-row conversion to numbers on PostgreSQL.
+    return f"(({end}) - ({start})) {element.operator} ({seconds} * INTERVAL '1 second')"
+
+
+@compiles(_Elapsed, "sqlite")
+def _elapsed_sqlite(element: _Elapsed, compiler: Any, **kw: Any) -> str:
+    start, end, seconds = (compiler.process(clause, **kw) for clause in element.clauses)
+    return (f"(CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER)) "
+            f"{element.operator} {seconds}")
+
+
+def _response_below(created: Any, contacted: Any, seconds: int, *, inclusive: bool = False) -> ColumnElement[bool]:
+    """The lead was first contacted less than (or at most) `seconds` after it arrived."""
+    kind = _ElapsedAtMost if inclusive else _Elapsed
+    return kind(created, contacted, literal(seconds, Integer()))
+
+
+# --- the queries -----------------------------------------------------------------------------------------------
+
+
+def _lead_conditions(filters: DashboardFilters) -> list[ColumnElement[bool]]:
+    conditions = []
+    if filters.source:
+        conditions.append(Lead.source == filters.source)
+    if filters.assignee_id:
+        conditions.append(Lead.assignee_id == filters.assignee_id)
+    return conditions
+
+
+def _within(column: Any, period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start, column < period.end)
+
+
+def _span(first: Period, second: Period) -> tuple[datetime, datetime]:
+    """From the earlier start to the later end, as UTC instants (Python compares same-zone datetimes by wall clock)."""
+    return (min(first.start.astimezone(UTC), second.start.astimezone(UTC)),
+            max(first.end.astimezone(UTC), second.end.astimezone(UTC)))
+
+
+_PREVIOUS, _BETWEEN = -1, -2  # day keys of the previous period's leads, and of any gap between the two periods
+_LEAD_FIGURES = ["leads", "score_sum", "within_24h", "won", "lost", "lost_contacted",
+                 *(f"response_{i}" for i in range(len(RESPONSE_BUCKETS)))]
+
+
+def _daily_figures(session: Session, period: Period, previous: Period, filters: DashboardFilters, days: list[date],
+                   zone: ZoneInfo) -> dict[str, Any]:
+    """One pass over the leads of both periods, grouped by local day (the previous period as one day) and priority.
+
+    Gives every lead KPI of both periods, the period's response times and its leads per day and priority.
+    """
+    day = case((Lead.created_at < previous.end, literal(_PREVIOUS, Integer())),
+               (Lead.created_at < period.start, literal(_BETWEEN, Integer())),
+               else_=_day_index(Lead.created_at, days, zone))
+    first, last = _span(period, previous)
+    lead = (select(day.label("day"), Lead.priority, Lead.status, Lead.score, Lead.created_at, Lead.first_contacted_at)
+            .where(Lead.created_at >= first, Lead.created_at < last, *_lead_conditions(filters)).subquery())
+    # Grouped outside: the day expression carries bound values, which PostgreSQL would not match inside GROUP BY.
+    contacted = lead.c.first_contacted_at.is_not(None)
+
+    def below(seconds: int, inclusive: bool = False) -> ColumnElement[bool]:
+        return _response_below(lead.c.created_at, lead.c.first_contacted_at, seconds, inclusive=inclusive)
+
+    # Response bucket i runs from bound i-1 to bound i; "4-24 h" ends at 24 h inclusive, like the 24 h KPI.
+    bounds = [below(_HOUR), below(4 * _HOUR), below(_DAY, True), below(3 * _DAY, True)]
+    buckets = [and_(contacted, *([bounds[i]] if i < len(bounds) else []), *([~bounds[i - 1]] if i else []))
+               for i in range(len(bounds) + 1)] + [~contacted]
+    stmt = (select(lead.c.day, lead.c.priority, func.count(), func.sum(lead.c.score),
+                   func.count().filter(and_(contacted, below(_DAY, True))),
+                   func.count().filter(lead.c.status == LeadStatus.WON),
+                   func.count().filter(lead.c.status == LeadStatus.LOST),
+                   func.count().filter(and_(lead.c.status == LeadStatus.LOST, contacted)),
+                   *(func.count().filter(bucket) for bucket in buckets))
+            .group_by(lead.c.day, lead.c.priority))
+    spans: dict[str, dict[str, Any]] = {span: dict.fromkeys(_LEAD_FIGURES, 0) | {"high": 0} for span in ("cur", "prev")}
+    by_day: dict[tuple[int, Priority], int] = defaultdict(int)
+    for key, priority, *figures in session.execute(stmt):
+        if key == _BETWEEN:
+            continue
+        totals = spans["prev" if key == _PREVIOUS else "cur"]
+        for name, value in zip(_LEAD_FIGURES, figures, strict=True):
+            totals[name] += value or 0
+        if priority == Priority.HIGH:
+            totals["high"] += figures[0]
+        if key != _PREVIOUS:
+            by_day[(int(key), priority)] += figures[0]
+    return {**spans, "by_day": by_day}
+
+
+def _period_mix(session: Session, period: Period, filters: DashboardFilters) -> dict[str, Any]:
+    """The period's leads by source, priority, status and score band: the funnel, histogram and source charts."""
+    band = case((Lead.score >= 90, 9), else_=Lead.score // 10)
+    lead = (select(Lead.source, Lead.priority, Lead.status, band.label("band"))
+            .where(_within(Lead.created_at, period), *_lead_conditions(filters)).subquery())
+    keys = [lead.c.source, lead.c.priority, lead.c.status, lead.c.band]
+    bands: dict[int, int] = defaultdict(int)
+    statuses: dict[LeadStatus, int] = defaultdict(int)
+    sources: dict[str, dict[str, Any]] = {}
+    for source, priority, status, score_band, n in session.execute(select(*keys, func.count()).group_by(*keys)):
+        bands[int(score_band)] += n
+        statuses[status] += n
+        figures = sources.setdefault(source, {"source": source, "leads": 0, "high": 0, "won": 0})
+        figures["leads"] += n
+        figures["high"] += n if priority == Priority.HIGH else 0
+        figures["won"] += n if status == LeadStatus.WON else 0
+    ordered = sorted(sources.values(), key=lambda f: (-f["leads"], f["source"]))
+    return {"bands": bands, "statuses": statuses,
+            "sources": [{**f, "conversion_pct": _pct(f["won"], f["leads"])} for f in ordered]}
+
+
+def _follow_up_figures(session: Session, period: Period, previous: Period,
+                       filters: DashboardFilters) -> dict[str, Any]:
+    """Follow-ups that reached an outcome in either period, by channel, step and outcome.
+
+    Sent messages and made calls count when they happened, failed and cancelled ones at their last change (as on
+    the Follow-ups page).
+    """
+    first, last = _span(period, previous)
+
+    def part(statuses: list[FollowUpStatus], moment: Any) -> Any:
+        stmt = (select(FollowUp.channel, FollowUp.number, FollowUp.status,
+                       func.count().filter(_within(moment, period)).label("cur"),
+                       func.count().filter(_within(moment, previous)).label("prev"))
+                .where(FollowUp.status.in_(statuses), moment >= first, moment < last)
+                .group_by(FollowUp.channel, FollowUp.number, FollowUp.status))
+        conditions = _lead_conditions(filters)
+        return stmt.join(Lead, Lead.id == FollowUp.lead_id).where(*conditions) if conditions else stmt
+
+    # Two parts, each on its own timestamp, so each can use an index on (status, that timestamp).
+    stmt = union_all(part([FollowUpStatus.SENT, FollowUpStatus.DONE], FollowUp.sent_at),
+                     part([FollowUpStatus.FAILED, FollowUpStatus.CANCELLED], FollowUp.updated_at))
+    rows = [(FollowUpStatus(r.status), r) for r in session.execute(stmt)]
+    totals = {span: {status: sum(getattr(r, span) for s, r in rows if s == status) for status in FollowUpStatus}
+              for span in ("cur", "prev")}
+    outcomes = sorted(({"channel": Channel(r.channel).value, "step": r.number, "status": s.value, "count": r.cur}
+                       for s, r in rows if r.cur),
+                      key=lambda o: (o["channel"], o["step"], FOLLOW_UP_OUTCOMES.index(FollowUpStatus(o["status"]))))
+    return {"totals": totals, "outcomes": outcomes}
+
+
+def _kpis(leads: dict[str, Any], follow_ups: dict[FollowUpStatus, int]) -> Kpis:
+    new = leads["leads"]
+    return Kpis(
+        new_leads=new, high_leads=leads["high"], high_share_pct=_pct(leads["high"], new),
+        average_score=_round(leads["score_sum"] / new) if new else None,
+        contacted_within_24h_pct=_pct(leads["within_24h"], new), contacted_within_24h=leads["within_24h"],
+        won=leads["won"], lost=leads["lost"], conversion_to_won_pct=_pct(leads["won"], new),
+        followups_sent=follow_ups[FollowUpStatus.SENT], followups_failed=follow_ups[FollowUpStatus.FAILED],
+        calls_done=follow_ups[FollowUpStatus.DONE],
+    )
+
+
+def _pipeline(session: Session, filters: DashboardFilters) -> tuple[dict[str, int], list[str]]:
+    """Every lead matching the filters by its status now; and the sources the source filter can offer.
+
+    Grouped by source too, with the source filter applied here: the same pass lists the sources (a DISTINCT of
+    its own would read every lead again).
+    """
+    stmt = (select(Lead.status, Lead.source, func.count())
+            .where(*_lead_conditions(DashboardFilters(assignee_id=filters.assignee_id)))
+            .group_by(Lead.status, Lead.source))
+    counts: dict[LeadStatus, int] = defaultdict(int)
+    sources = set()
+    for status, source, n in session.execute(stmt):
+        sources.add(source)
+        if filters.source is None or source == filters.source:
+            counts[status] += n
+    return {status.value: counts[status] for status in LeadStatus}, sorted(sources)
+
+
+def _funnel(by_status: dict[LeadStatus, int], *, lost_after_contact: int) -> list[dict]:
+    """Leads of the period that reached each stage: their status is that stage or a later one (WON reached them all).
+
+    A LOST lead counts as contacted when a person had moved it on from NEW before; where it stood when it was lost
+    is not kept on the lead, so it counts no further.
+    """
+    funnel = []
+    for i, stage in enumerate(STAGES):
+        reached = sum(by_status[s] for s in STAGES[i:])
+        if stage == LeadStatus.NEW:
+            reached += by_status[LeadStatus.LOST]
+        elif stage == LeadStatus.CONTACTED:
+            reached += lost_after_contact
+        funnel.append({"stage": stage.value, "leads": reached})
+    return funnel
+
+
+def _top_opportunities(session: Session, period: Period, filters: DashboardFilters, now: datetime) -> list[dict]:
+    """The best open leads that arrived in the period: highest score, then largest budget."""
+    stmt = (select(Lead.id, Lead.full_name, Lead.company, Lead.score, Lead.priority, Lead.budget, Lead.budget_usd,
+                   Lead.status, Lead.created_at, User.username)
+            .outerjoin(User, User.id == Lead.assignee_id)
+            .where(_within(Lead.created_at, period), Lead.status.in_(OPEN_STATUSES), *_lead_conditions(filters))
+            .order_by(Lead.score.desc(), Lead.budget_usd.desc().nulls_last(), Lead.created_at.desc(), Lead.id)
+            .limit(TOP_OPPORTUNITIES))
+    return [{"id": r.id, "name": r.full_name, "company": r.company, "score": r.score, "priority": r.priority.value,
+             "budget": r.budget, "budget_usd": float(r.budget_usd) if r.budget_usd is not None else None,
+             "status": r.status.value, "age_days": max((now - r.created_at).days, 0), "assignee": r.username}
+            for r in session.execute(stmt)]
+
+
+# --- local days ----------------------------------------------------------------------------------------------
+
+
+def _local_days(period: Period, zone: tzinfo) -> list[date]:
+    """The local dates the period touches, first to last."""
+    first = period.start.astimezone(zone).date()
+    last = (period.end - timedelta(microseconds=1)).astimezone(zone).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _day_index(column: Any, days: list[date], zone: ZoneInfo) -> ColumnElement[int]:
+    """The position in `days` of the local day a timestamp falls on, computed by the database.
+
+    Local midnights come from zoneinfo. Runs of 24-hour days are counted off in whole days from the run's first
+    midnight; a 23- or 25-hour day (a daylight-saving change) is a run of its own. So a handful of CASE branches
+    covers 90 days exactly, on SQLite and PostgreSQL alike, for any zone (half-hour offsets included).
+    """
+    bounds = [_midnight(day, zone).astimezone(UTC) for day in [*days, days[-1] + timedelta(days=1)]]
+    branches: list[tuple[Any, Any]] = []
+    i = 0
+    while i < len(days):
+        j = i + 1
+        if bounds[j] - bounds[i] == timedelta(days=1):
+            while j < len(days) and bounds[j + 1] - bounds[j] == timedelta(days=1):
+                j += 1
+            origin = literal(int(bounds[i].timestamp()), BigInteger())
+            index: Any = literal(i, Integer()) + _DaysSince(column, origin)
+        else:
+            index = literal(i, Integer())
+        branches.append((column < bounds[j], index))
+        i = j
+    if len(branches) == 1:
+        return branches[0][1]
+    return case(*branches[:-1], else_=branches[-1][1])
+
+
+# --- small helpers -----------------------------------------------------------------------------------------------
+
+
+def _zone(timezone: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed([FieldError("timezone", f"unknown time zone {timezone!r}")]) from None
+
+
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone)
+
+
+def _is_midnight(moment: datetime) -> bool:
+    return moment.time() == time()
+
+
+def _is_month_start(moment: datetime) -> bool:
+    return moment.day == 1 and _is_midnight(moment)
+
+
+def _shift_days(moment: datetime, days: int) -> datetime:
+    return datetime.combine(moment.date() + timedelta(days=days), moment.time(), tzinfo=moment.tzinfo)
+
+
+def _shift_months(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.year * 12 + moment.month - 1 + months, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return datetime.combine(date(year, month + 1, day), moment.time(), tzinfo=moment.tzinfo)
+
+
+def _describe(start: datetime, end: datetime, *, to_now: bool = False) -> str:
+    """'Mon 26 Oct – Sun 1 Nov 2026' for whole days; a span ending at a time of day names it ('now' for today's)."""
+    first = f"{start:%a} {start.day} {start:%b}"
+    if _is_midnight(end):
+        last = (end - timedelta(days=1)).date()
+        return f"{first} – {last:%a} {last.day} {last:%b %Y}"
+    return f"{first} – now" if to_now else f"{first} – {end:%a} {end.day} {end:%b %Y} {end:%H:%M}"
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _round(value: Decimal | float | None) -> float | None:
+    return round(float(value), 1) if value is not None else None
