@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core import activities
+from core import activities, duplicates, permissions
 from core import leads as lead_service
-from core.errors import NotFound
+from core.errors import FieldError, NotFound, ValidationFailed
 from core.leads import LeadFilters, Sort
 from db.models import Role, utcnow
 
@@ -62,3 +62,44 @@ def timeline(*, session: Session, lead_id: str) -> list[dict[str, Any]]:
     """A lead's timeline, newest first, as plain rows."""
     return [{"when": entry.created_at, "what": entry.kind.value, "who": entry.actor, "detail": entry.body or ""}
             for entry in reversed(activities.get_all(session=session, lead_id=lead_id))]
+
+
+def duplicates_for_user(*, session: Session, lead_id: str, user_id: str, role: str) -> list[dict[str, Any]]:
+    """The lead's open possible duplicates as rows for the screens, most likely first.
+
+    Staff see only the ones they may open (their own and unassigned leads).
+    """
+    rows = []
+    for pair in duplicates.candidates_for(session=session, lead_id=lead_id):
+        other = pair["other"]
+        if pair["status"] != duplicates.OPEN:
+            continue
+        if Role(role) == Role.STAFF and other["assignee_id"] not in (None, user_id):
+            continue
+        rows.append({"id": pair["id"], "other_id": other["id"], "confidence": pair["confidence"],
+                     "reasons": "; ".join(pair["reasons"]), "same_email": "same email" in pair["reasons"],
+                     "name": other["full_name"], "company": other["company"] or "", "email": other["email"],
+                     "status": other["status"], "created_at": other["created_at"]})
+    return rows
+
+
+def _pair_of(session: Session, lead_id: str, candidate_id: str, role: str) -> tuple[str, str]:
+    """(candidate id, the other lead's id) of a pair this lead belongs to, if the role may resolve it."""
+    if not permissions.may(role, "lead.merge"):
+        raise ValidationFailed([FieldError("role", "your role may not merge leads or dismiss duplicates")])
+    pair = duplicates.get_or_raise(session=session, candidate_id=candidate_id)
+    if lead_id not in (pair.lead_id, pair.other_id):
+        raise NotFound("this possible duplicate belongs to another lead")
+    return pair.id, pair.other_id if pair.lead_id == lead_id else pair.lead_id
+
+
+def merge_duplicate(*, session: Session, lead_id: str, candidate_id: str, role: str, actor: str) -> None:
+    """Merges the other lead of a candidate pair into this one (managers and admins)."""
+    _, other_id = _pair_of(session, lead_id, candidate_id, role)
+    duplicates.merge(session=session, keep_id=lead_id, drop_id=other_id, actor=actor)
+
+
+def dismiss_duplicate(*, session: Session, lead_id: str, candidate_id: str, role: str, actor: str) -> None:
+    """Marks a candidate pair of this lead as not a duplicate (managers and admins)."""
+    pair_id, _ = _pair_of(session, lead_id, candidate_id, role)
+    duplicates.dismiss(session=session, candidate_id=pair_id, actor=actor)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import activities, audit, followups, webhooks
+from core import activities, audit, duplicates, followups, learned_score, webhooks
 from core.analysis.base import AnalysisResult
 from core.budget import parse_budget
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -74,6 +74,8 @@ def create(*, session: Session, lead_in: LeadCreate, result: AnalysisResult, act
     apply_analysis(session=session, lead=lead, result=result, actor=actor, new_lead=True)
     # Qualified: the sequence for its priority is planned in the same transaction as the lead itself.
     followups.plan(session=session, lead=lead)
+    # Possible duplicates are stored with the lead, for the person who opens it to merge or dismiss.
+    duplicates.detect(session=session, lead=lead)
     data = to_public(lead).model_dump(mode="json")
     webhooks.emit(session=session, type="lead.created", data=data)
     webhooks.emit(session=session, type="lead.analyzed", data=data)
@@ -102,6 +104,8 @@ def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, acto
             setattr(analysis, name, value)
         analysis.updated_at = utcnow()
     lead.score, lead.priority, lead.needs_review = result.score, result.priority, result.needs_review
+    # The learned model's score goes beside the engine's, and into the lead's score once the model has earned that.
+    blended = learned_score.attach(session=session, lead=lead, analysis=analysis)
     if result.fallback_reason:
         lead.reanalyze_requested_at = lead.reanalyze_requested_at or utcnow()
     else:
@@ -111,11 +115,12 @@ def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, acto
         session=session, lead_id=lead.id, kind=ActivityKind.ANALYZED, actor=actor,
         body=f"Scored {result.score} ({result.priority.value}) by the {result.engine} engine"
              + (f"; {result.fallback_reason}" if result.fallback_reason else "")
-             + (f"; flagged for review: {result.review_reason}" if result.review_reason else ""),
+             + (f"; flagged for review: {result.review_reason}" if result.review_reason else "")
+             + (f"; {blended}" if blended else ""),
         data={"score": result.score, "priority": result.priority.value, "engine": result.engine})
     session.flush()
     if not new_lead:
-        if old_priority != result.priority:
+        if old_priority != lead.priority:
             followups.replan(session=session, lead=lead)
         webhooks.emit(session=session, type="lead.analyzed", data=to_public(lead).model_dump(mode="json"))
     return analysis

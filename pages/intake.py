@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core import errors, intake, lead_views, schemas, uow
-from core import leads as lead_service
 from pages._common import analysis_card, require, show_field_errors
 
 PROJECT_TYPES = ["", "Web app", "Mobile app", "E-commerce", "AI integration", "Maintenance", "Other"]
@@ -58,14 +57,22 @@ saved_id = st.session_state.get("intake_saved")
 if saved_id:
     public = uow.read(lead_views.get_public, lead_id=saved_id)
     st.success("Lead saved with its analysis.", icon=":material/check_circle:")
-    earlier = uow.read(lead_service.find_by_email, email=public["email"], exclude_id=public["id"])
-    if earlier:
-        # The address is the lead's own text, so it stays out of the (markdown) warning.
-        st.warning(f"{len(earlier)} other lead(s) already use this email address: this may be a duplicate.",
+    lookalikes = uow.read(lead_views.duplicates_for_user, lead_id=saved_id, user_id=user["id"], role=user["role"])
+    if lookalikes:
+        same_email = sum(d["same_email"] for d in lookalikes)
+        alike = len(lookalikes) - same_email
+        headline = (f"{same_email} other lead(s) already use this email address" if same_email
+                    else f"{alike} other lead(s) look like this one")
+        if same_email and alike:
+            headline += f", and {alike} more look alike"
+        # Names and addresses are the leads' own text, so they stay out of the (markdown) warning.
+        st.warning(f"{headline}: this may be a duplicate. A manager can merge them on the lead's page.",
                    icon=":material/content_copy:")
-        for other in earlier:
-            if st.button(f"Open the earlier lead from {other.created_at:%d %b %Y}", key=f"dup_{other.id}"):
-                st.switch_page("pages/lead.py", query_params={"id": other.id})
+        for dupe in lookalikes:
+            st.text(f"{dupe['confidence']}% alike ({dupe['reasons']}): "
+                    + " · ".join(filter(None, [dupe["name"], dupe["company"], dupe["email"]])))
+            if st.button(f"Open the earlier lead from {dupe['created_at']:%d %b %Y}", key=f"dup_{dupe['other_id']}"):
+                st.switch_page("pages/lead.py", query_params={"id": dupe["other_id"]})
     analysis_card(public)
     if st.button("Open this lead"):
         st.switch_page("pages/lead.py", query_params={"id": public["id"]})

@@ -105,6 +105,53 @@ with work:
                 st.query_params.clear()
                 st.switch_page("pages/queue.py")
 
+
+def _resolve(action, candidate_id: str, done: str) -> None:  # noqa: ANN001 - a lead_views service function
+    try:
+        with uow.transaction() as session:
+            action(session=session, lead_id=lead_id, candidate_id=candidate_id, role=user["role"], actor=actor)
+    except (errors.ValidationFailed, errors.NotFound) as exc:
+        st.error(str(exc))
+        return
+    st.session_state.pop("merge_pending", None)
+    st.cache_data.clear()
+    st.toast(done)
+    st.rerun()
+
+
+lookalikes = uow.read(lead_views.duplicates_for_user, lead_id=lead_id, user_id=user["id"], role=user["role"])
+if lookalikes:
+    st.subheader("Possible duplicates")
+    may_merge = may(user, "lead.merge")
+    for dupe in lookalikes:
+        with st.container(border=True):
+            about, actions = st.columns([3, 2])
+            # The other lead's name, company and address are its own text: plain text only.
+            about.text(f"{dupe['confidence']}% alike: {dupe['reasons']}")
+            about.text(" · ".join(filter(None, [dupe["name"], dupe["company"], dupe["email"]])))
+            about.caption(f"{dupe['status']} · received {dupe['created_at']:%d %b %Y, %H:%M} UTC")
+            actions.page_link("pages/lead.py", label="Open the other lead", icon=":material/open_in_new:",
+                              query_params={"id": dupe["other_id"]})
+            if not may_merge:
+                continue
+            if st.session_state.get("merge_pending") == dupe["id"]:
+                actions.warning("Merging moves the other lead's timeline, follow-ups and analysis to this lead, stops "
+                                "its pending follow-ups, fills this lead's empty fields from it, and then deletes the "
+                                "other lead. It cannot be undone.", icon=":material/merge:")
+                yes, no = actions.columns(2)
+                if yes.button("Yes, merge", type="primary", key=f"merge_yes_{dupe['id']}"):
+                    _resolve(lead_views.merge_duplicate, dupe["id"], "Leads merged")
+                if no.button("Cancel", key=f"merge_no_{dupe['id']}"):
+                    st.session_state.pop("merge_pending", None)
+                    st.rerun()
+            else:
+                merge, dismiss = actions.columns(2)
+                if merge.button("Merge into this lead", key=f"merge_{dupe['id']}", icon=":material/merge:"):
+                    st.session_state["merge_pending"] = dupe["id"]
+                    st.rerun()
+                if dismiss.button("Not a duplicate", key=f"dismiss_{dupe['id']}"):
+                    _resolve(lead_views.dismiss_duplicate, dupe["id"], "Marked as not a duplicate")
+
 st.subheader("Follow-ups")
 planned = uow.read(followup_views.for_lead, lead_id=lead_id)
 if planned:
