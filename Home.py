@@ -13,12 +13,19 @@ COOKIE_NAME = "leadops_session"
 # the database on every rerun (below), so a disabled user is out at once.
 COOKIE_DAYS = 0.5
 
+# Admins, managers and viewers land on the Dashboard; staff, whose menu lacks it, on their menu's first page (What
+# needs doing): st.navigation opens the first page it is given when none of them is the default.
 PAGES = {
-    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "dashboard": st.Page("pages/dashboard.py", title="Dashboard", icon=":material/monitoring:", default=True),
+    "home": st.Page("pages/home.py", title="To do", icon=":material/checklist:"),
     "intake": st.Page("pages/intake.py", title="New lead", icon=":material/person_add:"),
     "queue": st.Page("pages/queue.py", title="Lead queue", icon=":material/view_list:"),
     "lead": st.Page("pages/lead.py", title="Lead", icon=":material/person:", visibility="hidden"),
     "followups": st.Page("pages/followups.py", title="Follow-ups", icon=":material/schedule_send:"),
+    "insights": st.Page("pages/insights.py", title="Insights", icon=":material/insights:"),
+    "ai_usage": st.Page("pages/ai_usage.py", title="AI usage", icon=":material/smart_toy:"),
+    "imports": st.Page("pages/imports.py", title="Import", icon=":material/upload_file:"),
+    "learned": st.Page("pages/learned_score.py", title="Learned score", icon=":material/model_training:"),
     "admin": st.Page("pages/admin.py", title="Admin", icon=":material/settings:"),
     "account": st.Page("pages/account.py", title="My account", icon=":material/account_circle:"),
 }

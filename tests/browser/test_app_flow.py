@@ -118,8 +118,10 @@ def sign_in(page: Any, username: str, *, screenshot: Path | None = None) -> None
     """Signs in through the form; a first press that the app drops (see below) is repeated once, with a warning."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout  # late: conftest skips when it is missing
 
-    # .first: while a rerun replaces the page, Streamlit can briefly hold the old and the new heading.
-    home = page.get_by_role("heading", name="What needs doing").first
+    # Staff land on What needs doing, the other roles on the Dashboard. .first: while a rerun replaces the page,
+    # Streamlit can briefly hold the old and the new heading.
+    home = page.get_by_role("heading", name="What needs doing").or_(
+        page.get_by_role("heading", name="Dashboard", exact=True)).first
     for attempt in (1, 2):
         page.get_by_text("Sign in to LeadOps").wait_for()
         settle(page)
@@ -303,6 +305,10 @@ def test_every_page_an_admin_sees(new_page: Any, web_server: WebServer) -> None:
     page = new_page(web_server)
     sign_in(page, username)
     assert page.get_by_text(f"({Role.ADMIN.value})").is_visible()
+    assert page.get_by_role("heading", name="Dashboard", exact=True).first.is_visible()
+    shoot(page, "dashboard")
+
+    open_from_sidebar(page, "To do", "What needs doing")
     shoot(page, "home")
 
     open_from_sidebar(page, "New lead", "New lead")
@@ -325,6 +331,11 @@ def test_every_page_an_admin_sees(new_page: Any, web_server: WebServer) -> None:
         settle(page)
         shoot(page, f"followups-{tab.lower().replace(' ', '-')}")
 
+    for link, heading, name in (("Import", "Import leads", "import"), ("Learned score", "Learned score", "learned"),
+                                ("Insights", "Insights", "insights"), ("AI usage", "AI usage", "ai-usage")):
+        open_from_sidebar(page, link, heading)
+        shoot(page, name)
+
     open_from_sidebar(page, "Admin", "Admin")
     for tab in ADMIN_TABS:
         page.get_by_role("tab", name=tab, exact=True).click()
@@ -339,6 +350,9 @@ def test_empty_database_shows_its_empty_states(new_page: Any, empty_web_server: 
     username = add_user(empty_web_server, Role.ADMIN)
     page = new_page(empty_web_server)
     sign_in(page, username)
+    assert page.get_by_text("No leads yet.").first.is_visible()
+    shoot(page, "empty-dashboard")
+    open_from_sidebar(page, "To do", "What needs doing")
     assert page.get_by_text("Every HIGH lead has been contacted.").is_visible()
     assert page.get_by_text("Nothing waits for a person's review.").is_visible()
     shoot(page, "empty-home")

@@ -142,10 +142,12 @@ def test_a_page_asked_for_directly_rechecks_the_user_too(app_db, signed_in):
 # --- menus and the pages' own role check ---------------------------------------------------------------------------
 
 MENUS = {
-    "admin": ["Home", "New lead", "Lead queue", "Follow-ups", "Admin", "My account"],
-    "manager": ["Home", "New lead", "Lead queue", "Follow-ups", "My account"],
-    "staff": ["Home", "New lead", "Lead queue", "Follow-ups", "My account"],
-    "viewer": ["Home", "My account"],
+    "admin": ["Dashboard", "To do", "New lead", "Lead queue", "Follow-ups", "Import", "Learned score", "Insights",
+              "AI usage", "Admin", "My account"],
+    "manager": ["Dashboard", "To do", "New lead", "Lead queue", "Follow-ups", "Import", "Learned score", "Insights",
+                "My account"],
+    "staff": ["To do", "New lead", "Lead queue", "Follow-ups", "My account"],
+    "viewer": ["Dashboard", "To do", "Insights", "My account"],
 }
 
 
