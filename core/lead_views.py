@@ -55,7 +55,8 @@ def get_for_user(*, session: Session, lead_id: str, user_id: str, role: str) -> 
     lead = lead_service.get_or_raise(session=session, lead_id=lead_id)
     if Role(role) == Role.STAFF and lead.assignee_id not in (None, user_id):
         raise NotFound("this lead is assigned to someone else")
-    return lead_service.to_public(lead).model_dump(mode="json")
+    # Beyond the API's shape: the imported columns kept with the lead.
+    return {**lead_service.to_public(lead).model_dump(mode="json"), "custom_attributes": lead.custom_attributes or {}}
 
 
 def timeline(*, session: Session, lead_id: str) -> list[dict[str, Any]]:

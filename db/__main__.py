@@ -1,4 +1,4 @@
-"""`python -m db upgrade | create-user | seed-demo | setup`: the database commands of the contract."""
+"""`python -m db upgrade | create-user | seed-demo | setup | import`: the database commands of the contract."""
 
 from __future__ import annotations
 
@@ -81,6 +81,46 @@ def cmd_setup(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """Imports a CSV or Excel file of leads, with a mapping file or the mapping suggested from its headers."""
+    import time
+    from pathlib import Path
+
+    from core import imports
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise ValidationFailed([FieldError("file", f"cannot be read ({exc.strerror or exc})")]) from None
+    table = imports.read_table(data, Path(args.file).name)
+    if args.mapping:
+        mapping, options = imports.load_mapping(args.mapping)
+    else:
+        mapping = imports.suggest_mapping(table.columns)
+        key = "external_id" if "external_id" in mapping.values() else "email"
+        options = imports.ImportOptions(key=key)
+    changes = {name: value for name, value in (("key", args.key), ("on_existing", args.on_existing)) if value}
+    if args.follow_up:
+        changes["follow_up"] = True
+    options = imports.ImportOptions.of({**options.as_dict(), **changes})
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rimporting {Path(args.file).name}: {done:,}/{total:,} rows", end="", file=sys.stderr, flush=True)
+
+    started = time.monotonic()
+    batch = imports.run(engine=get_engine(), settings=get_settings(), df=table, mapping=mapping, options=options,
+                        filename=Path(args.file).name, actor=args.actor, progress=progress)
+    print(file=sys.stderr)
+    if batch.failed:
+        with session_scope(get_engine()) as session:
+            for line in imports.failed_rows(session=session, batch_id=batch.id, limit=10):
+                print(f"row {line['import row']}: {line['import problem']}", file=sys.stderr)
+    print(f"imported {batch.filename}: {batch.total_rows:,} rows, {batch.created:,} created, {batch.updated:,} "
+          f"updated, {batch.skipped:,} skipped, {batch.failed:,} failed in {time.monotonic() - started:.1f} s "
+          f"(import {batch.id})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m db", description="LeadOps database commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     seed.set_defaults(fn=cmd_seed_demo)
     sub.add_parser("setup", help="migrations, first admin and demo data (what `make run` does first)"
                    ).set_defaults(fn=cmd_setup)
+    load = sub.add_parser("import", help="import leads from a CSV or Excel file")
+    load.add_argument("file", help="a .csv or .xlsx file; the first row holds the column names")
+    load.add_argument("--mapping", help="a JSON mapping file (see bench/x_education_mapping.json); without it "
+                                        "the mapping is suggested from the headers")
+    load.add_argument("--key", choices=["email", "external_id"], help="the column that finds an existing lead")
+    load.add_argument("--on-existing", choices=["create", "update", "skip"],
+                      help="what a row whose key matches a lead does (default: skip)")
+    load.add_argument("--follow-up", action="store_true",
+                      help="plan the automatic follow-ups of new leads (off by default: imported leads are not "
+                           "contacted)")
+    load.add_argument("--actor", default="cli", help="who the timelines and the audit name (default: cli)")
+    load.set_defaults(fn=cmd_import)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

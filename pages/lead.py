@@ -152,6 +152,12 @@ if lookalikes:
                 if dismiss.button("Not a duplicate", key=f"dismiss_{dupe['id']}"):
                     _resolve(lead_views.dismiss_duplicate, dupe["id"], "Marked as not a duplicate")
 
+if lead.get("custom_attributes"):
+    with st.expander(f"Imported attributes ({len(lead['custom_attributes'])})"):
+        # Values as they came in the file: a table cell shows them as plain text.
+        st.dataframe([{"attribute": k, "value": str(v)} for k, v in sorted(lead["custom_attributes"].items())],
+                     hide_index=True, width="stretch")
+
 st.subheader("Follow-ups")
 planned = uow.read(followup_views.for_lead, lead_id=lead_id)
 if planned:

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from core import errors, lead_views, schemas, uow, users
+from core import errors, exports, lead_views, schemas, uow, users
 from core import leads as lead_service
 from pages._common import may, require
 
@@ -99,6 +99,20 @@ if forward.button("Next →", disabled=page.next_cursor is None):
 if len(selected) == 1 and open_.button("Open the selected lead", type="primary"):
     # switch_page clears the query string unless given one.
     st.switch_page("pages/lead.py", query_params={"id": selected[0]})
+
+if may(user, "lead.export"):
+    def _export(fmt: str) -> bytes:
+        # Runs only when a button is clicked (a deferred download), on its own thread: no st.* calls in here.
+        return uow.read(exports.export_queue, filters=filters, user_id=user["id"], role=user["role"], fmt=fmt,
+                        sort=sort)
+
+    csv_col, xlsx_col, note = st.columns([1, 1, 4], vertical_alignment="center")
+    csv_col.download_button("Export CSV", data=lambda: _export("csv"), file_name="leads.csv",
+                            mime=exports.MIME["csv"], icon=":material/download:", on_click="ignore")
+    xlsx_col.download_button("Export Excel", data=lambda: _export("xlsx"), file_name="leads.xlsx",
+                             mime=exports.MIME["xlsx"], icon=":material/download:", on_click="ignore")
+    note.caption(f"Exports hold all {page.total:,} leads matching these filters, not just this page. Cells that a "
+                 "spreadsheet would run as formulas start with ' so they open as plain text.")
 
 if bulk and selected:
     with st.form("bulk"):

@@ -212,12 +212,19 @@ def _urgency(lead: LeadFacts, s: _Signals) -> Factor:
     return Factor(name="urgency", impact=points, detail=f"timeline: “{found[:80]}”")
 
 
+def _placeholder_domain(domain: str) -> bool:
+    # `.invalid` (RFC 6761) can never receive mail: a placeholder an import wrote, not a company's domain.
+    return domain == "invalid" or domain.endswith(".invalid")
+
+
 def _legitimacy(lead: LeadFacts, s: _Signals) -> Factor:
     points, reasons = 0, []
     if lead.company and len(_WORD.findall(lead.company)) >= 1 and not _looks_like_markup(lead.company):
         points += 4
         reasons.append("company named")
-    if not s.free_mail:
+    if _placeholder_domain(s.domain):
+        reasons.append("no email address given")  # an import's lead-<n>@import.invalid says nothing about them
+    elif not s.free_mail:
         points += 6
         reasons.append("company email domain")
     else:

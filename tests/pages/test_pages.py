@@ -540,3 +540,20 @@ def test_the_right_current_password_changes_it(app_db, signed_in):
     # and the new one signs in
     assert signed_in_as(submit_sign_in(new_app(), "sam", "a brand new secret")) == "sam"
 
+
+
+def test_imported_attributes_are_listed_on_the_lead_as_plain_text(app_db, signed_in, add_lead):
+    from db.models import Lead
+
+    lead = add_lead()
+    with app_db.session() as session:
+        session.get(Lead, lead["id"]).custom_attributes = {"Lead Origin": "API", "TotalVisits": 5,
+                                                           "Specialization": "**bold** <b>x</b>"}
+    at = open_page(signed_in("staff"), "pages/lead.py", id=lead["id"])
+
+    assert not at.exception
+    assert "Imported attributes (3)" in [e.label for e in at.expander]
+    table = next(df.value for df in at.dataframe if "attribute" in df.value.columns)
+    assert dict(zip(table["attribute"], table["value"], strict=True)) == {
+        "Lead Origin": "API", "Specialization": "**bold** <b>x</b>", "TotalVisits": "5"}
+    assert not any("<b>x</b>" in m for m in markdown_texts(at))
