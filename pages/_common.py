@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import auth, permissions, uow
+from core import auth, learned_score, permissions, uow
 
 
 def require(page: str) -> dict:
@@ -60,3 +60,10 @@ def analysis_card(lead: dict) -> None:
         st.caption("Why this score")
         # Plain text wraps long reasons, and st.table would render lead words as markdown: one line per factor.
         st.text("\n".join(f"{f['impact']:+4d}  {f['name']}: {f['detail']}" for f in analysis["factors"]))
+        # The model trained on the team's won and lost leads (the Learned score page), beside the engine's score.
+        learned = uow.read(learned_score.card, lead_id=lead["id"]) if lead.get("id") else None
+        if learned:
+            st.caption("Learned from past outcomes")
+            how = "blended" if learned["blended"] else "not blended"
+            st.text("\n".join([f"Learned score: {learned['score']} ({how})",
+                               *(f"{f['impact']:+4d}  {f['detail']}" for f in learned["factors"])]))
