@@ -46,6 +46,8 @@ bench: $(VENV)/.dev-deps
 	$(PY) bench/intake.py
 	$(PY) bench/queue.py
 	$(PY) bench/followups.py
+	$(PY) bench/dashboard.py
+	$(PY) bench/learned_score.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
