@@ -244,9 +244,11 @@ def _postgres_time(engine: Engine, statements: list[tuple[str, Any]]) -> list[di
                                                   parameters).scalar_one()
                 samples.append(plan[0]["Execution Time"] + plan[0]["Planning Time"])
             plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
-            nodes = [row[0].strip() for row in plan if re.search(r"Scan|Aggregate|Sort|Append", row[0])]
+            # The plan's nodes only ("Parallel Index Only Scan using ... on leads"), without their details.
+            nodes = [row[0].split("  (")[0].strip().removeprefix("->").strip() for row in plan
+                     if "  (cost=" in row[0]]
             results.append({"statement": _first_words(statement), "ms": round(statistics.median(samples), 1),
-                            "plan": " / ".join(n.split("  (")[0].lstrip("-> ") for n in nodes[:4])})
+                            "plan": " / ".join(n for n in nodes if re.search(r"Scan|Aggregate|Sort|Append", n))})
     return results
 
 

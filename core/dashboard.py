@@ -142,7 +142,7 @@ class DashboardData:
     top_opportunities: list[dict]  # {"id", "name", "company", "score", "priority", "budget", "budget_usd", "status",
     #                                 "age_days", "assignee"} open leads, best first
     computed_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
-    sources: list[str] = field(default_factory=list)  # every source of the leads matching the other filters
+    sources: list[str] = field(default_factory=list)  # the sources of the period's leads (assignee filter only)
 
 
     @property
@@ -164,12 +164,11 @@ def dashboard(*, session: Session, period: Period, filters: DashboardFilters, ti
     daily = _daily_figures(session, period, previous, filters, days, zone)
     mix = _period_mix(session, period, filters)
     follow_ups = _follow_up_figures(session, period, previous, filters)
-    pipeline, sources = _pipeline(session, filters)
     return DashboardData(
         period=period, previous_period=previous,
         current=_kpis(daily["cur"], follow_ups["totals"]["cur"]),
         previous=_kpis(daily["prev"], follow_ups["totals"]["prev"]),
-        pipeline=pipeline,
+        pipeline=_pipeline(session, filters),
         leads_by_day=[{"day": day, "priority": priority.value, "leads": daily["by_day"][(i, priority)]}
                       for i, day in enumerate(days) for priority in Priority],
         score_histogram=[{"band": label, "leads": mix["bands"][i]} for i, label in enumerate(SCORE_BANDS)],
@@ -179,7 +178,7 @@ def dashboard(*, session: Session, period: Period, filters: DashboardFilters, ti
                         for i, bucket in enumerate(RESPONSE_BUCKETS)],
         followup_outcomes=follow_ups["outcomes"],
         top_opportunities=_top_opportunities(session, period, filters, now),
-        computed_at=now, sources=sources,
+        computed_at=now, sources=mix["every_source"],
     )
 
 
@@ -314,15 +313,24 @@ def _daily_figures(session: Session, period: Period, previous: Period, filters: 
 
 
 def _period_mix(session: Session, period: Period, filters: DashboardFilters) -> dict[str, Any]:
-    """The period's leads by source, priority, status and score band: the funnel, histogram and source charts."""
+    """The period's leads by source, priority, status and score band: the funnel, histogram and source charts.
+
+    The source filter is applied here rather than in SQL, so the same pass lists every source of the period's
+    leads for the source filter to offer (a DISTINCT of its own would read the leads again).
+    """
     band = case((Lead.score >= 90, 9), else_=Lead.score // 10)
+    others = _lead_conditions(DashboardFilters(assignee_id=filters.assignee_id))
     lead = (select(Lead.source, Lead.priority, Lead.status, band.label("band"))
-            .where(_within(Lead.created_at, period), *_lead_conditions(filters)).subquery())
+            .where(_within(Lead.created_at, period), *others).subquery())
     keys = [lead.c.source, lead.c.priority, lead.c.status, lead.c.band]
     bands: dict[int, int] = defaultdict(int)
     statuses: dict[LeadStatus, int] = defaultdict(int)
     sources: dict[str, dict[str, Any]] = {}
+    every_source = set()
     for source, priority, status, score_band, n in session.execute(select(*keys, func.count()).group_by(*keys)):
+        every_source.add(source)
+        if filters.source is not None and source != filters.source:
+            continue
         bands[int(score_band)] += n
         statuses[status] += n
         figures = sources.setdefault(source, {"source": source, "leads": 0, "high": 0, "won": 0})
@@ -330,7 +338,7 @@ def _period_mix(session: Session, period: Period, filters: DashboardFilters) -> 
         figures["high"] += n if priority == Priority.HIGH else 0
         figures["won"] += n if status == LeadStatus.WON else 0
     ordered = sorted(sources.values(), key=lambda f: (-f["leads"], f["source"]))
-    return {"bands": bands, "statuses": statuses,
+    return {"bands": bands, "statuses": statuses, "every_source": sorted(every_source),
             "sources": [{**f, "conversion_pct": _pct(f["won"], f["leads"])} for f in ordered]}
 
 
@@ -376,22 +384,10 @@ def _kpis(leads: dict[str, Any], follow_ups: dict[FollowUpStatus, int]) -> Kpis:
     )
 
 
-def _pipeline(session: Session, filters: DashboardFilters) -> tuple[dict[str, int], list[str]]:
-    """Every lead matching the filters by its status now; and the sources the source filter can offer.
-
-    Grouped by source too, with the source filter applied here: the same pass lists the sources (a DISTINCT of
-    its own would read every lead again).
-    """
-    stmt = (select(Lead.status, Lead.source, func.count())
-            .where(*_lead_conditions(DashboardFilters(assignee_id=filters.assignee_id)))
-            .group_by(Lead.status, Lead.source))
-    counts: dict[LeadStatus, int] = defaultdict(int)
-    sources = set()
-    for status, source, n in session.execute(stmt):
-        sources.add(source)
-        if filters.source is None or source == filters.source:
-            counts[status] += n
-    return {status.value: counts[status] for status in LeadStatus}, sorted(sources)
+def _pipeline(session: Session, filters: DashboardFilters) -> dict[str, int]:
+    stmt = select(Lead.status, func.count()).where(*_lead_conditions(filters)).group_by(Lead.status)
+    counts = {LeadStatus(status): n for status, n in session.execute(stmt)}
+    return {status.value: counts.get(status, 0) for status in LeadStatus}
 
 
 def _funnel(by_status: dict[LeadStatus, int], *, lost_after_contact: int) -> list[dict]:

@@ -235,7 +235,7 @@ def test_filters_narrow_every_figure(engine, known):
 
     assert (website.current.new_leads, website.current.high_leads, website.previous.new_leads) == (4, 2, 2)
     assert website.pipeline == {"NEW": 2, "CONTACTED": 0, "QUALIFIED": 0, "PROPOSAL_SENT": 1, "WON": 3, "LOST": 1}
-    assert website.sources == ["event", "linkedin", "referral", "website"]  # what the source filter can offer
+    assert website.sources == ["event", "linkedin", "referral", "website"]  # what the source filter offers
     assert [r["source"] for r in website.by_source] == ["website"]
     assert sum(r["leads"] for r in website.leads_by_day) == sum(r["leads"] for r in website.score_histogram) == 4
     assert website.funnel[0] == {"stage": "NEW", "leads": 4}
@@ -247,7 +247,7 @@ def test_filters_narrow_every_figure(engine, known):
 
     assert (sams.current.new_leads, sams.current.won, sams.current.lost, sams.previous.new_leads) == (3, 0, 2, 1)
     assert sams.pipeline == {"NEW": 0, "CONTACTED": 0, "QUALIFIED": 0, "PROPOSAL_SENT": 1, "WON": 0, "LOST": 3}
-    assert sams.sources == ["event", "linkedin", "website"]
+    assert sams.sources == ["event", "website"]  # the sources of their leads of the period
     assert (sams.current.followups_sent, sams.current.followups_failed) == (2, 1)  # B's email and P4's step 4
     assert (sams.previous.followups_sent, sams.previous.followups_failed) == (1, 1)
     assert [r["name"] for r in sams.top_opportunities] == ["Lead B"]
