@@ -141,11 +141,24 @@ def sign_in(page: Any, username: str, *, screenshot: Path | None = None) -> None
             # pause), so the form comes back empty without a word. Mostly the first sign-in on a fresh server.
             warnings.warn("the first 'Sign in' press was dropped without a message; pressed again", stacklevel=2)
     settle(page)
+    # The sign-in form of the run before stays drawn until the signed-in run has finished: wait for it to go.
+    page.get_by_text("Sign in to LeadOps").wait_for(state="hidden")
 
 
 def open_from_sidebar(page: Any, link: str, heading: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=link, exact=True).click()
-    page.get_by_role("heading", name=heading, exact=True).first.wait_for()
+    """Opens a page from the menu; a click that lands while a rerun is still finishing is repeated."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # late: conftest skips when it is missing
+
+    target = page.get_by_role("heading", name=heading, exact=True).first
+    for attempt in (1, 2, 3):
+        settle(page)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=link, exact=True).click()
+        try:
+            target.wait_for(timeout=8_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
     settle(page)
 
 
