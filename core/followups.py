@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time as clock
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -633,9 +633,3 @@ def attempts_of(*, session: Session, follow_up_id: str) -> list[WorkflowLog]:
     """Every attempt of one follow-up, oldest first."""
     return list(session.scalars(select(WorkflowLog).where(WorkflowLog.subject_id == follow_up_id)
                                 .order_by(WorkflowLog.created_at, WorkflowLog.id)))
-
-
-def pending_count(*, session: Session, lead_ids: Iterable[str]) -> int:
-    """How many follow-ups of these leads have not gone out yet."""
-    return len(list(session.scalars(select(FollowUp.id).where(FollowUp.lead_id.in_(list(lead_ids)),
-                                                              FollowUp.status.in_(PENDING)))))

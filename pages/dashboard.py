@@ -93,44 +93,18 @@ kpis[3].metric("Calls made", f"{now.calls_done:,}", delta=now.calls_done - befor
 
 has_leads = now.new_leads > 0
 no_leads = "No leads arrived in this period. Pick a longer period above, or clear the filters."
-one, two = st.columns(2)
-with one:
-    st.subheader("Leads over time")
-    if has_leads:
-        _chart("leads_over_time")
-    else:
-        st.info(no_leads)
-with two:
-    st.subheader("Pipeline now")
-    _chart("pipeline")
-
-one, two = st.columns(2)
-with one:
-    st.subheader("Status funnel")
-    if has_leads:
-        _chart("funnel")
-    else:
-        st.info(no_leads)
-with two:
-    st.subheader("Score distribution")
-    if has_leads:
-        _chart("scores")
-    else:
-        st.info(no_leads)
-
-one, two = st.columns(2)
-with one:
-    st.subheader("Leads and conversion by source")
-    if has_leads:
-        _chart("sources")
-    else:
-        st.info(no_leads)
-with two:
-    st.subheader("Response time")
-    if has_leads:
-        _chart("response_times")
-    else:
-        st.info(no_leads)
+# Two charts a row; "Pipeline now" counts every lead, the others only the period's (an empty period says so).
+ROWS = [(("Leads over time", "leads_over_time", True), ("Pipeline now", "pipeline", False)),
+        (("Status funnel", "funnel", True), ("Score distribution", "scores", True)),
+        (("Leads and conversion by source", "sources", True), ("Response time", "response_times", True))]
+for row in ROWS:
+    for column, (title, name, of_period) in zip(st.columns(2), row, strict=True):
+        with column:
+            st.subheader(title)
+            if has_leads or not of_period:
+                _chart(name)
+            else:
+                st.info(no_leads)
 
 st.subheader("Follow-up outcomes by channel and step")
 if data.followup_outcomes:
