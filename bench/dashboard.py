@@ -20,6 +20,11 @@ beyond that PostgreSQL copies those leads and their follow-ups with INSERT ... S
 new ids and times moved back 7 minutes per copy (no analyses, timeline or workflow log for the copies: the
 dashboard reads none of them). 1,000,000 leads take a few minutes more.
 
+Before timing, one full pass of the `dashboard` job builds the daily summaries the dashboard reads whole past days
+from (core.day_stats), and a second pass after 1,000 leads of the last 90 days changed status counts their days
+again; both are timed and reported. --no-summaries times the dashboard counting every figure from the leads instead
+(as it does before the jobs process's first pass).
+
 --proposed-indexes adds the indexes this benchmark suggests for the schema (see PROPOSED_INDEXES) before timing,
 so both sets of figures can be compared.
 
@@ -58,11 +63,11 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import streamlit as st  # noqa: E402, TID251 - this drives the UI, as the page tests do
-from sqlalchemy import Engine, event, func, inspect, select, text  # noqa: E402
+from sqlalchemy import Engine, delete, event, func, inspect, select, text, update  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.types import DateTime  # noqa: E402
 from streamlit import logger as st_logger  # noqa: E402, TID251
@@ -70,10 +75,10 @@ from streamlit.runtime.pages_manager import PagesManager  # noqa: E402, TID251
 from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E402, TID251
 from streamlit.testing.v1 import AppTest, app_test, local_script_runner  # noqa: E402, TID251
 
-from core import dashboard, demo, uow, users  # noqa: E402
+from core import dashboard, day_stats, demo, uow, users  # noqa: E402
 from core.config import Settings, get_settings  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
-from db.models import Lead, Role  # noqa: E402
+from db.models import DayStatsState, Lead, LeadStatus, Role  # noqa: E402
 from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, postgres_database  # noqa: E402
 from db.session import get_engine, make_engine, session_scope  # noqa: E402
 
@@ -399,11 +404,32 @@ def _rss_mb() -> tuple[float, float]:
     return round(now, 1), round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def bench_size(url: str, leads: int | None, *, base: int, runs: int, proposed_indexes: bool) -> dict[str, Any]:
+def _summaries(engine: Engine, url: str, *, use: bool) -> dict[str, Any]:
+    """Times a full `dashboard` pass, then one after 1,000 leads of the last 90 days changed status; or, without
+    `use`, removes the summaries' state so that the dashboard counts everything from the leads."""
+    if not use:
+        with session_scope(engine) as session:
+            session.execute(delete(DayStatsState))
+        return {}
+    settings = Settings(_env_file=None, database_url=url, leadops_timezone=TIMEZONE)  # type: ignore[call-arg]
+    full = day_stats.run_pass(engine=engine, settings=settings, rebuild=True)
+    with session_scope(engine) as session:
+        recent = select(Lead.id).where(Lead.created_at >= datetime.now(UTC) - timedelta(days=90),
+                                       Lead.status == LeadStatus.NEW).order_by(Lead.id).limit(1000)
+        session.execute(update(Lead).where(Lead.id.in_(recent.scalar_subquery()))
+                        .values(status=LeadStatus.CONTACTED))
+    again = day_stats.run_pass(engine=engine, settings=settings)
+    return {"rebuild_s": full.seconds, "rebuild_days": full.days, "changed_s": again.seconds,
+            "changed_days": again.days}
+
+
+def bench_size(url: str, leads: int | None, *, base: int, runs: int, proposed_indexes: bool,
+               summaries: bool = True) -> dict[str, Any]:
     """Seeds up to `leads` (unless None), then times every case through AppTest."""
     seed_s = _seed_in_child(url, leads, base) if leads else None
     engine = make_engine(url)
     added = _add_indexes(engine) if proposed_indexes else []
+    passes = _summaries(engine, url, use=summaries)
     count = _count(engine)
     with engine.connect() as connection:
         version = str(connection.scalar(text("SHOW server_version")))
@@ -425,7 +451,7 @@ def bench_size(url: str, leads: int | None, *, base: int, runs: int, proposed_in
         engine.dispose()
     rss_now, rss_peak = _rss_mb()
     return {"leads": count, "seed_seconds": seed_s, "version": version, "settings": settings, "runs": runs,
-            "indexes_added": added, "rss_mb": rss_now, "peak_rss_mb": rss_peak,
+            "indexes_added": added, "summaries": passes, "rss_mb": rss_now, "peak_rss_mb": rss_peak,
             "timings": [asdict(t) for t in timings]}
 
 
@@ -434,6 +460,12 @@ def print_report(result: dict[str, Any]) -> None:
     indexes = f"; proposed indexes added: {', '.join(result['indexes_added'])}" if result["indexes_added"] else ""
     print(f"\nPostgreSQL {result['version']} ({', '.join(f'{k} {v}' for k, v in result['settings'].items())}): "
           f"{result['leads']:,} leads{seeded}{indexes}")
+    passes = result["summaries"]
+    if passes:
+        print(f"daily summaries: a full `dashboard` pass {passes['rebuild_s']:.2f} s ({passes['rebuild_days']} days); "
+              f"a pass after 1,000 leads changed {passes['changed_s']:.2f} s ({passes['changed_days']} days)")
+    else:
+        print("no daily summaries: every figure counted from the leads and follow-ups")
     print(f"one rerun of Home.py + pages/dashboard.py as a manager, {result['runs']} runs each (ms)")
     print(f"{'view':<30} {'shown':<38} {'cold p50':>8} {'cold p95':>8} {'core':>7} {'PG':>7} {'warm p50':>8} "
           f"{'warm p95':>8}")
@@ -465,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="an existing PostgreSQL database to use instead of a fresh one")
     parser.add_argument("--no-seed", action="store_true", help="with --url: time the database as it is")
     parser.add_argument("--proposed-indexes", action="store_true", help="add PROPOSED_INDEXES before timing")
+    parser.add_argument("--no-summaries", action="store_true", help="time the dashboard without daily summaries")
     parser.add_argument("--keep", action="store_true", help="keep the fresh database and print its URL")
     parser.add_argument("--pg-admin-url", default=DEFAULT_POSTGRES_ADMIN_URL, help="where to create the database")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -487,14 +520,14 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(args.url)
         for size in ([None] if args.no_seed else sizes):
             results.append(bench_size(args.url, size, base=args.base, runs=args.runs,
-                                      proposed_indexes=args.proposed_indexes))
+                                      proposed_indexes=args.proposed_indexes, summaries=not args.no_summaries))
     else:
         try:
             with postgres_database(args.pg_admin_url, prefix="leadops_bench", keep=args.keep) as url:
                 for size in sizes:
                     print(f"seeding {size:,} leads", file=sys.stderr)
                     results.append(bench_size(url, size, base=args.base, runs=args.runs,
-                                              proposed_indexes=args.proposed_indexes))
+                                              proposed_indexes=args.proposed_indexes, summaries=not args.no_summaries))
                 if args.keep:
                     print(f"kept: {make_url(url).render_as_string(hide_password=True)}", file=sys.stderr)
         except PostgresUnavailable as exc:

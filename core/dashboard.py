@@ -13,13 +13,37 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, Boolean, ColumnElement, Integer, and_, case, func, literal, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from core.errors import FieldError, ValidationFailed
-from db.models import Channel, FollowUp, FollowUpStatus, Lead, LeadStatus, Priority, User
+from db.models import (
+    Channel,
+    DayStatsState,
+    FollowUp,
+    FollowUpDayStats,
+    FollowUpStatus,
+    Lead,
+    LeadDayStats,
+    LeadStatus,
+    Priority,
+    User,
+)
 
 PeriodKind = Literal["last_7_days", "last_30_days", "last_90_days", "this_week", "last_week", "this_month",
                      "last_month"]
@@ -85,21 +109,22 @@ class Period:
 
 def period_for(kind: PeriodKind, *, now: datetime, timezone: str) -> Period:
     """The period a manager picked, with day, week (Monday) and month boundaries in the business's time zone."""
-    zone = _zone(timezone)
+    zone = zone_of(timezone)
     local_now = now.astimezone(zone)
     today = local_now.date()
     if kind in _DAYS:
-        start, end = _midnight(today - timedelta(days=_DAYS[kind] - 1), zone), _midnight(today + timedelta(1), zone)
+        start = local_midnight(today - timedelta(days=_DAYS[kind] - 1), zone)
+        end = local_midnight(today + timedelta(1), zone)
     elif kind == "this_week":
-        start, end = _midnight(today - timedelta(days=today.weekday()), zone), local_now
+        start, end = local_midnight(today - timedelta(days=today.weekday()), zone), local_now
     elif kind == "last_week":
         monday = today - timedelta(days=today.weekday())
-        start, end = _midnight(monday - timedelta(days=7), zone), _midnight(monday, zone)
+        start, end = local_midnight(monday - timedelta(days=7), zone), local_midnight(monday, zone)
     elif kind == "this_month":
-        start, end = _midnight(today.replace(day=1), zone), local_now
+        start, end = local_midnight(today.replace(day=1), zone), local_now
     elif kind == "last_month":
         first = today.replace(day=1)
-        start, end = _midnight((first - timedelta(days=1)).replace(day=1), zone), _midnight(first, zone)
+        start, end = local_midnight((first - timedelta(days=1)).replace(day=1), zone), local_midnight(first, zone)
     else:
         raise ValidationFailed([FieldError("period", f"unknown period {kind!r}")])
     label = f"{PERIOD_KINDS[kind]} ({_describe(start, end, to_now=True)})"
@@ -143,6 +168,9 @@ class DashboardData:
     #                                 "age_days", "assignee"} open leads, best first
     computed_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     sources: list[str] = field(default_factory=list)  # the sources of the period's leads (assignee filter only)
+    # Days before this instant were read from the daily summaries (None: every figure was counted from the leads).
+    summaries_until: datetime | None = None
+    summarised_at: datetime | None = None  # when the `dashboard` job last brought those summaries up to date
 
 
     @property
@@ -152,23 +180,30 @@ class DashboardData:
 
 
 def dashboard(*, session: Session, period: Period, filters: DashboardFilters, timezone: str,
-              now: datetime | None = None) -> DashboardData:
-    """The dashboard for `period` compared with the period before it."""
-    zone = _zone(timezone)
+              now: datetime | None = None, summaries: bool = True) -> DashboardData:
+    """The dashboard for `period` compared with the period before it (`summaries=False` counts every figure from
+    the leads and follow-ups, ignoring the daily summaries)."""
+    zone = zone_of(timezone)
     now = now or datetime.now(UTC)
     previous = period.previous()
     days = _local_days(period, zone)
+    state = session.get(DayStatsState, DayStatsState.ONE) if summaries else None
+    usable = state is not None and state.timezone == timezone and state.refreshed_at is not None
+    cutoff = _cutoff(state.refreshed_at, now, zone) if usable else None
+    split = _split([period, previous], cutoff, zone)
     # Five statements: the leads of both periods grouped by local day (every KPI and the daily chart), the period's
     # leads grouped by source, status and score band (the other charts), the pipeline, the follow-up outcomes, and
-    # the top opportunities.
-    daily = _daily_figures(session, period, previous, filters, days, zone)
-    mix = _period_mix(session, period, filters)
-    follow_ups = _follow_up_figures(session, period, previous, filters)
+    # the top opportunities. Whole days before today come from the daily summaries where the `dashboard` job has
+    # made them, the rest from the leads and follow-ups themselves.
+    daily = _daily_figures(session, _lead_rows(period, previous, filters, days, zone, split), filters)
+    mix = _period_mix(session, _lead_rows(period, previous, filters, days, zone, _split([period], cutoff, zone)),
+                      filters)
+    follow_ups = _follow_up_figures(session, period, previous, filters, split, days[0].toordinal())
     return DashboardData(
         period=period, previous_period=previous,
         current=_kpis(daily["cur"], follow_ups["totals"]["cur"]),
         previous=_kpis(daily["prev"], follow_ups["totals"]["prev"]),
-        pipeline=_pipeline(session, filters),
+        pipeline=_pipeline(session, filters, split.cutoff, zone),
         leads_by_day=[{"day": day, "priority": priority.value, "leads": daily["by_day"][(i, priority)]}
                       for i, day in enumerate(days) for priority in Priority],
         score_histogram=[{"band": label, "leads": mix["bands"][i]} for i, label in enumerate(SCORE_BANDS)],
@@ -179,7 +214,16 @@ def dashboard(*, session: Session, period: Period, filters: DashboardFilters, ti
         followup_outcomes=follow_ups["outcomes"],
         top_opportunities=_top_opportunities(session, period, filters, now),
         computed_at=now, sources=mix["every_source"],
+        summaries_until=split.cutoff if split.days else None,
+        summarised_at=state.refreshed_at if split.days and state is not None else None,
     )
+
+
+def _cutoff(refreshed_at: datetime, now: datetime, zone: ZoneInfo) -> datetime:
+    """Where the daily summaries stop: the local midnight that begins the day they were last refreshed (or today,
+    if that is earlier); later leads may still arrive on that day."""
+    day = min(refreshed_at.astimezone(zone).date(), now.astimezone(zone).date())
+    return local_midnight(day, zone).astimezone(UTC)
 
 
 # --- SQL that differs between SQLite and PostgreSQL ---------------------------------------------------------------
@@ -266,37 +310,116 @@ def _span(first: Period, second: Period) -> tuple[datetime, datetime]:
 _PREVIOUS, _BETWEEN = -1, -2  # day keys of the previous period's leads, and of any gap between the two periods
 _LEAD_FIGURES = ["leads", "score_sum", "within_24h", "won", "lost", "lost_contacted",
                  *(f"response_{i}" for i in range(len(RESPONSE_BUCKETS)))]
+NOT_YET = len(RESPONSE_BUCKETS) - 1  # the response bucket of leads no person has moved on yet
+_WITHIN_24H = 3  # buckets below this one add up to "contacted within 24 h"
 
 
-def _daily_figures(session: Session, period: Period, previous: Period, filters: DashboardFilters, days: list[date],
-                   zone: ZoneInfo) -> dict[str, Any]:
-    """One pass over the leads of both periods, grouped by local day (the previous period as one day) and priority.
+def response_bucket(created: Any, contacted: Any) -> ColumnElement[int]:
+    """The RESPONSE_BUCKETS index of a lead: how long after arriving a person first moved it on from NEW."""
+
+    def below(seconds: int, inclusive: bool = False) -> ColumnElement[bool]:
+        return _response_below(created, contacted, seconds, inclusive=inclusive)
+
+    # Bucket i runs from bound i-1 to bound i; "4-24 h" ends at 24 h inclusive, like the 24 h KPI.
+    return case((contacted.is_(None), literal(NOT_YET, Integer())), (below(_HOUR), literal(0, Integer())),
+                (below(4 * _HOUR), literal(1, Integer())), (below(_DAY, True), literal(2, Integer())),
+                (below(3 * _DAY, True), literal(3, Integer())), else_=literal(4, Integer()))
+
+
+def score_band(score: Any) -> ColumnElement[int]:
+    """The SCORE_BANDS index of a score: ten-point bands, 90-100 as the last."""
+    return case((score >= 90, literal(9, Integer())), else_=score // 10)
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Which part of the periods the daily summaries answer and which part the leads and follow-ups themselves do.
+
+    `days`: whole local days (inclusive ranges of date ordinals) summarised before `cutoff`; `live`: the rest, as
+    spans of instants. Without usable summaries everything is live.
+    """
+
+    days: list[tuple[int, int]]
+    live: list[tuple[datetime, datetime]]
+    cutoff: datetime | None
+
+
+def _split(periods: list[Period], cutoff: datetime | None, zone: ZoneInfo) -> _Split:
+    days, live = [], []
+    for p in periods:
+        start, end = p.start.astimezone(UTC), p.end.astimezone(UTC)
+        limit = min(end, cutoff) if cutoff is not None else None
+        whole = [d for d in _local_days(p, zone) if limit is not None and local_midnight(d, zone) >= start
+                 and local_midnight(d + timedelta(days=1), zone) <= limit]
+        if not whole:
+            live.append((start, end))
+            continue
+        first = local_midnight(whole[0], zone).astimezone(UTC)
+        after = local_midnight(whole[-1] + timedelta(days=1), zone)
+        days.append((whole[0].toordinal(), whole[-1].toordinal()))
+        if start < first:
+            live.append((start, first))
+        if after < end:
+            live.append((after.astimezone(UTC), end))
+    return _Split(days=days, live=live, cutoff=cutoff)
+
+
+def _in_spans(column: Any, spans: list[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    return or_(*(and_(column >= a, column < b) for a, b in spans)) if spans else false()
+
+
+def _in_days(column: Any, ranges: list[tuple[int, int]]) -> ColumnElement[bool]:
+    return or_(*(column.between(a, b) for a, b in ranges)) if ranges else false()
+
+
+def _lead_rows(period: Period, previous: Period, filters: DashboardFilters, days: list[date], zone: ZoneInfo,
+               split: _Split) -> Any:
+    """The leads of both periods as (day, source, priority, status, band, response, n, score) rows: whole past
+    days from the daily summaries (n leads, their score sum), everything else from the leads (one row each).
+
+    `day` is the position in `days` of the local day, _PREVIOUS for the previous period and _BETWEEN for a gap.
+    The assignee filter is applied; the source filter is left to the queries (the source chart lists them all).
+    """
+    parts = []
+    if split.live:
+        day = case((Lead.created_at < previous.end, literal(_PREVIOUS, Integer())),
+                   (Lead.created_at < period.start, literal(_BETWEEN, Integer())),
+                   else_=day_index(Lead.created_at, days, zone))
+        parts.append(select(day.label("day"), Lead.source.label("source"), Lead.priority.label("priority"),
+                            Lead.status.label("status"), score_band(Lead.score).label("band"),
+                            response_bucket(Lead.created_at, Lead.first_contacted_at).label("response"),
+                            literal(1, Integer()).label("n"), Lead.score.label("score"))
+                     .where(_in_spans(Lead.created_at, split.live),
+                            *_lead_conditions(DashboardFilters(assignee_id=filters.assignee_id))))
+    if split.days:
+        s, origin = LeadDayStats, days[0].toordinal()
+        day = case((s.day < origin, literal(_PREVIOUS, Integer())), else_=s.day - origin)
+        conditions = [s.assignee_id == filters.assignee_id] if filters.assignee_id else []
+        parts.append(select(day.label("day"), s.source, s.priority, s.status, s.band, s.response,
+                            s.leads.label("n"), s.score_sum.label("score"))
+                     .where(_in_days(s.day, split.days), *conditions))
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+
+
+def _daily_figures(session: Session, rows: Any, filters: DashboardFilters) -> dict[str, Any]:
+    """The rows of both periods grouped by local day (the previous period as one day) and priority.
 
     Gives every lead KPI of both periods, the period's response times and its leads per day and priority.
     """
-    day = case((Lead.created_at < previous.end, literal(_PREVIOUS, Integer())),
-               (Lead.created_at < period.start, literal(_BETWEEN, Integer())),
-               else_=_day_index(Lead.created_at, days, zone))
-    first, last = _span(period, previous)
-    lead = (select(day.label("day"), Lead.priority, Lead.status, Lead.score, Lead.created_at, Lead.first_contacted_at)
-            .where(Lead.created_at >= first, Lead.created_at < last, *_lead_conditions(filters)).subquery())
+    contacted = rows.c.response != NOT_YET
+
+    def count(*conditions: ColumnElement[bool]) -> Any:
+        return func.sum(rows.c.n).filter(and_(*conditions)) if conditions else func.sum(rows.c.n)
+
     # Grouped outside: the day expression carries bound values, which PostgreSQL would not match inside GROUP BY.
-    contacted = lead.c.first_contacted_at.is_not(None)
-
-    def below(seconds: int, inclusive: bool = False) -> ColumnElement[bool]:
-        return _response_below(lead.c.created_at, lead.c.first_contacted_at, seconds, inclusive=inclusive)
-
-    # Response bucket i runs from bound i-1 to bound i; "4-24 h" ends at 24 h inclusive, like the 24 h KPI.
-    bounds = [below(_HOUR), below(4 * _HOUR), below(_DAY, True), below(3 * _DAY, True)]
-    buckets = [and_(contacted, *([bounds[i]] if i < len(bounds) else []), *([~bounds[i - 1]] if i else []))
-               for i in range(len(bounds) + 1)] + [~contacted]
-    stmt = (select(lead.c.day, lead.c.priority, func.count(), func.sum(lead.c.score),
-                   func.count().filter(and_(contacted, below(_DAY, True))),
-                   func.count().filter(lead.c.status == LeadStatus.WON),
-                   func.count().filter(lead.c.status == LeadStatus.LOST),
-                   func.count().filter(and_(lead.c.status == LeadStatus.LOST, contacted)),
-                   *(func.count().filter(bucket) for bucket in buckets))
-            .group_by(lead.c.day, lead.c.priority))
+    stmt = (select(rows.c.day, rows.c.priority, count(), func.sum(rows.c.score),
+                   count(rows.c.response < _WITHIN_24H),
+                   count(rows.c.status == LeadStatus.WON),
+                   count(rows.c.status == LeadStatus.LOST),
+                   count(rows.c.status == LeadStatus.LOST, contacted),
+                   *(count(rows.c.response == i) for i in range(len(RESPONSE_BUCKETS))))
+            .where(*([rows.c.source == filters.source] if filters.source else []))
+            .group_by(rows.c.day, rows.c.priority))
     spans: dict[str, dict[str, Any]] = {span: dict.fromkeys(_LEAD_FIGURES, 0) | {"high": 0} for span in ("cur", "prev")}
     by_day: dict[tuple[int, Priority], int] = defaultdict(int)
     for key, priority, *figures in session.execute(stmt):
@@ -304,35 +427,33 @@ def _daily_figures(session: Session, period: Period, previous: Period, filters: 
             continue
         totals = spans["prev" if key == _PREVIOUS else "cur"]
         for name, value in zip(_LEAD_FIGURES, figures, strict=True):
-            totals[name] += value or 0
+            totals[name] += int(value or 0)
         if priority == Priority.HIGH:
-            totals["high"] += figures[0]
+            totals["high"] += int(figures[0])
         if key != _PREVIOUS:
-            by_day[(int(key), priority)] += figures[0]
+            by_day[(int(key), Priority(priority))] += int(figures[0])
     return {**spans, "by_day": by_day}
 
 
-def _period_mix(session: Session, period: Period, filters: DashboardFilters) -> dict[str, Any]:
+def _period_mix(session: Session, rows: Any, filters: DashboardFilters) -> dict[str, Any]:
     """The period's leads by source, priority, status and score band: the funnel, histogram and source charts.
 
     The source filter is applied here rather than in SQL, so the same pass lists every source of the period's
     leads for the source filter to offer (a DISTINCT of its own would read the leads again).
     """
-    band = case((Lead.score >= 90, 9), else_=Lead.score // 10)
-    others = _lead_conditions(DashboardFilters(assignee_id=filters.assignee_id))
-    lead = (select(Lead.source, Lead.priority, Lead.status, band.label("band"))
-            .where(_within(Lead.created_at, period), *others).subquery())
-    keys = [lead.c.source, lead.c.priority, lead.c.status, lead.c.band]
+    keys = [rows.c.source, rows.c.priority, rows.c.status, rows.c.band]
     bands: dict[int, int] = defaultdict(int)
     statuses: dict[LeadStatus, int] = defaultdict(int)
     sources: dict[str, dict[str, Any]] = {}
     every_source = set()
-    for source, priority, status, score_band, n in session.execute(select(*keys, func.count()).group_by(*keys)):
+    stmt = select(*keys, func.sum(rows.c.n)).where(rows.c.day >= 0).group_by(*keys)
+    for source, priority, status, score_band_, n in session.execute(stmt):
+        n = int(n)
         every_source.add(source)
         if filters.source is not None and source != filters.source:
             continue
-        bands[int(score_band)] += n
-        statuses[status] += n
+        bands[int(score_band_)] += n
+        statuses[LeadStatus(status)] += n
         figures = sources.setdefault(source, {"source": source, "leads": 0, "high": 0, "won": 0})
         figures["leads"] += n
         figures["high"] += n if priority == Priority.HIGH else 0
@@ -342,32 +463,44 @@ def _period_mix(session: Session, period: Period, filters: DashboardFilters) -> 
             "sources": [{**f, "conversion_pct": _pct(f["won"], f["leads"])} for f in ordered]}
 
 
-def _follow_up_figures(session: Session, period: Period, previous: Period,
-                       filters: DashboardFilters) -> dict[str, Any]:
+def _follow_up_figures(session: Session, period: Period, previous: Period, filters: DashboardFilters,
+                       split: _Split, origin: int) -> dict[str, Any]:
     """Follow-ups that reached an outcome in either period, by channel, step and outcome.
 
     Sent messages and made calls count when they happened, failed and cancelled ones at their last change (as on
-    the Follow-ups page).
+    the Follow-ups page). Whole past days come from the daily summaries, the rest from the follow-ups.
     """
-    first, last = _span(period, previous)
+    parts = []
 
-    def part(statuses: list[FollowUpStatus], moment: Any) -> Any:
+    def live(statuses: list[FollowUpStatus], moment: Any) -> Any:
         stmt = (select(FollowUp.channel, FollowUp.number, FollowUp.status,
                        func.count().filter(_within(moment, period)).label("cur"),
                        func.count().filter(_within(moment, previous)).label("prev"))
-                .where(FollowUp.status.in_(statuses), moment >= first, moment < last)
+                .where(FollowUp.status.in_(statuses), _in_spans(moment, split.live))
                 .group_by(FollowUp.channel, FollowUp.number, FollowUp.status))
         conditions = _lead_conditions(filters)
         return stmt.join(Lead, Lead.id == FollowUp.lead_id).where(*conditions) if conditions else stmt
 
-    # Two parts, each on its own timestamp, so each can use an index on (status, that timestamp).
-    stmt = union_all(part([FollowUpStatus.SENT, FollowUpStatus.DONE], FollowUp.sent_at),
-                     part([FollowUpStatus.FAILED, FollowUpStatus.CANCELLED], FollowUp.updated_at))
-    rows = [(FollowUpStatus(r.status), r) for r in session.execute(stmt)]
-    totals = {span: {status: sum(getattr(r, span) for s, r in rows if s == status) for status in FollowUpStatus}
-              for span in ("cur", "prev")}
-    outcomes = sorted(({"channel": Channel(r.channel).value, "step": r.number, "status": s.value, "count": r.cur}
-                       for s, r in rows if r.cur),
+    if split.live:
+        # Two parts, each on its own timestamp, so each can use an index on (status, that timestamp).
+        parts += [live([FollowUpStatus.SENT, FollowUpStatus.DONE], FollowUp.sent_at),
+                  live([FollowUpStatus.FAILED, FollowUpStatus.CANCELLED], FollowUp.updated_at)]
+    if split.days:
+        s = FollowUpDayStats
+        conditions = [*([s.source == filters.source] if filters.source else []),
+                      *([s.assignee_id == filters.assignee_id] if filters.assignee_id else [])]
+        parts.append(select(s.channel, s.number, s.status, func.sum(s.count).filter(s.day >= origin).label("cur"),
+                            func.sum(s.count).filter(s.day < origin).label("prev"))
+                     .where(_in_days(s.day, split.days), *conditions).group_by(s.channel, s.number, s.status))
+    counts: dict[tuple[Channel, int, FollowUpStatus], dict[str, int]] = {}
+    for r in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+        figures = counts.setdefault((Channel(r.channel), r.number, FollowUpStatus(r.status)), {"cur": 0, "prev": 0})
+        figures["cur"] += int(r.cur or 0)
+        figures["prev"] += int(r.prev or 0)
+    totals = {span: {status: sum(f[span] for (_c, _n, s), f in counts.items() if s == status)
+                     for status in FollowUpStatus} for span in ("cur", "prev")}
+    outcomes = sorted(({"channel": c.value, "step": n, "status": s.value, "count": f["cur"]}
+                       for (c, n, s), f in counts.items() if f["cur"]),
                       key=lambda o: (o["channel"], o["step"], FOLLOW_UP_OUTCOMES.index(FollowUpStatus(o["status"]))))
     return {"totals": totals, "outcomes": outcomes}
 
@@ -384,10 +517,22 @@ def _kpis(leads: dict[str, Any], follow_ups: dict[FollowUpStatus, int]) -> Kpis:
     )
 
 
-def _pipeline(session: Session, filters: DashboardFilters) -> dict[str, int]:
-    stmt = select(Lead.status, func.count()).where(*_lead_conditions(filters)).group_by(Lead.status)
-    counts = {LeadStatus(status): n for status, n in session.execute(stmt)}
-    return {status.value: counts.get(status, 0) for status in LeadStatus}
+def _pipeline(session: Session, filters: DashboardFilters, cutoff: datetime | None,
+              zone: ZoneInfo) -> dict[str, int]:
+    """Every lead matching the filters by status now: the summarised days from the summaries, the rest counted."""
+    live = select(Lead.status.label("status"), func.count().label("n")).where(*_lead_conditions(filters))
+    parts = [live.where(Lead.created_at >= cutoff) if cutoff is not None else live]
+    if cutoff is not None:
+        s = LeadDayStats
+        conditions = [*([s.source == filters.source] if filters.source else []),
+                      *([s.assignee_id == filters.assignee_id] if filters.assignee_id else [])]
+        parts.append(select(s.status, func.sum(s.leads)).where(s.day < cutoff.astimezone(zone).date().toordinal(),
+                                                               *conditions).group_by(s.status))
+    parts[0] = parts[0].group_by(Lead.status)
+    counts: dict[LeadStatus, int] = defaultdict(int)
+    for status, n in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+        counts[LeadStatus(status)] += int(n or 0)
+    return {status.value: counts[status] for status in LeadStatus}
 
 
 def _funnel(by_status: dict[LeadStatus, int], *, lost_after_contact: int) -> list[dict]:
@@ -431,14 +576,14 @@ def _local_days(period: Period, zone: tzinfo) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _day_index(column: Any, days: list[date], zone: ZoneInfo) -> ColumnElement[int]:
+def day_index(column: Any, days: list[date], zone: ZoneInfo) -> ColumnElement[int]:
     """The position in `days` of the local day a timestamp falls on, computed by the database.
 
     Local midnights come from zoneinfo. Runs of 24-hour days are counted off in whole days from the run's first
     midnight; a 23- or 25-hour day (a daylight-saving change) is a run of its own. So a handful of CASE branches
     covers 90 days exactly, on SQLite and PostgreSQL alike, for any zone (half-hour offsets included).
     """
-    bounds = [_midnight(day, zone).astimezone(UTC) for day in [*days, days[-1] + timedelta(days=1)]]
+    bounds = [local_midnight(day, zone).astimezone(UTC) for day in [*days, days[-1] + timedelta(days=1)]]
     branches: list[tuple[Any, Any]] = []
     i = 0
     while i < len(days):
@@ -460,14 +605,14 @@ def _day_index(column: Any, days: list[date], zone: ZoneInfo) -> ColumnElement[i
 # --- small helpers -----------------------------------------------------------------------------------------------
 
 
-def _zone(timezone: str) -> ZoneInfo:
+def zone_of(timezone: str) -> ZoneInfo:
     try:
         return ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed([FieldError("timezone", f"unknown time zone {timezone!r}")]) from None
 
 
-def _midnight(day: date, zone: tzinfo) -> datetime:
+def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(), tzinfo=zone)
 
 

@@ -20,7 +20,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import activities, audit, followups
+from core import activities, audit, day_stats, followups
 from core.errors import FieldError, NotFound, ValidationFailed
 from core.schemas import normalise_phone
 from db.models import (
@@ -551,8 +551,11 @@ def merge(*, session: Session, keep_id: str, drop_id: str, actor: str) -> Lead:
     unsubscribed = followups.is_suppressed(session=session, address=drop.email) is not None
     stopped = followups.cancel_pending(session=session, lead_id=drop.id,
                                        reason=f"merged into {keep.full_name} (lead {keep.id})")
-    # Follow-ups keep origin_lead_id (the dropped id), so the kept lead's own plan for a step stays unique.
-    moved = {name: session.execute(update(model).where(model.lead_id == drop.id).values(lead_id=keep.id)).rowcount
+    day_stats.mark(session, [drop.id])  # the dashboard's days of the dropped lead and its follow-ups' outcomes
+    # Follow-ups keep origin_lead_id (the dropped id), so the kept lead's own plan for a step stays unique, and
+    # their updated_at: a failed or cancelled one counts on the day that happened, not on the day of the merge.
+    moved = {name: session.execute(update(model).where(model.lead_id == drop.id).values(
+                 lead_id=keep.id, **({"updated_at": model.updated_at} if model is FollowUp else {}))).rowcount
              for name, model in {"follow_ups": FollowUp, **_CHILDREN}.items()}
     moved["duplicate_candidates"] = _move_candidates(session, keep, drop)
     filled = _fill_empty(keep, drop)

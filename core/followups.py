@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 from sqlalchemy.orm import Session
 
-from core import activities, ai_usage, app_settings, claims, message_copy, sequences, unsubscribe, webhooks
+from core import activities, ai_usage, app_settings, claims, day_stats, message_copy, sequences, unsubscribe, webhooks
 from core.channels import OutgoingEmail, SendOutcome
 from core.config import Settings
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -541,6 +541,7 @@ def retry(*, session: Session, follow_up_id: str, actor: str, now: datetime | No
     if blocked is not None:
         reason = "unsubscribed" if blocked.reason == "UNSUBSCRIBED" else "bounced permanently"
         raise ValidationFailed([FieldError("recipient", f"{address} {reason}; it is not contacted again")])
+    day_stats.mark_follow_up(session, follow_up)  # its failure leaves the dashboard's count of that day
     follow_up.status, follow_up.attempts, follow_up.due_at = FollowUpStatus.SCHEDULED, 0, now or utcnow()
     follow_up.claim_token = follow_up.claimed_until = None
     activities.record(session=session, lead_id=lead.id, kind=ActivityKind.FOLLOW_UP, actor=actor,

@@ -36,7 +36,7 @@ from sqlalchemy import Engine, delete, insert, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from core import app_settings, audit, duplicates, exports, followups
+from core import app_settings, audit, day_stats, duplicates, exports, followups
 from core.analysis.base import AnalysisResult, LeadFacts
 from core.analysis.rules import RulesEngine
 from core.budget import parse_budget
@@ -900,6 +900,7 @@ def undo(*, session: Session, batch_id: str, actor: str) -> UndoOutcome:
     kept = _worked_on(session, created, since, created=True) | _worked_on(session, list(updated), since,
                                                                           created=False)
     doomed = [lead_id for lead_id in created if lead_id not in kept]
+    day_stats.mark(session, doomed)
     for chunk in _chunks(doomed):
         # The foreign keys remove analyses, timelines and follow-ups with the leads.
         session.execute(delete(Lead).where(Lead.id.in_(chunk)).execution_options(synchronize_session=False))

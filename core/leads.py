@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from core import activities, audit, duplicates, followups, learned_score, webhooks
+from core import activities, audit, day_stats, duplicates, followups, learned_score, webhooks
 from core.analysis.base import AnalysisResult
 from core.budget import parse_budget
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -339,6 +339,7 @@ def delete(*, session: Session, lead_id: str, actor: str) -> None:
     audit.record(session=session, actor=actor, action="lead.deleted", target_type="lead", target_id=lead.id,
                  detail={"status": lead.status.value, "priority": lead.priority.value, "score": lead.score,
                          "source": lead.source, "created_at": lead.created_at.isoformat()})
+    day_stats.mark(session, [lead.id])  # the dashboard counts it no more
     # The foreign keys do the rest: analysis, activities and idempotency records cascade, AI usage keeps no lead id.
     session.delete(lead)
     session.flush()

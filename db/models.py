@@ -190,6 +190,8 @@ class Lead(Base):
         # the wide lead rows (messages) spread over the whole table.
         Index("ix_leads_created_at_dashboard", "created_at",
               postgresql_include=["priority", "status", "score", "source", "assignee_id", "first_contacted_at"]),
+        # The `dashboard` job's search for leads changed since its last pass.
+        Index("ix_leads_updated_at", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True, default=new_id)
@@ -633,3 +635,70 @@ class LearnedModel(Base):
     blended: Mapped[bool] = mapped_column(Boolean, default=False)  # beats the engine on held-out leads
     note: Mapped[str | None] = mapped_column(String(500))
     trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the dashboard's daily summaries ---------------------------------------------------------------------------
+# A cache of the leads and follow-ups grouped by local day, rebuilt from them by the `dashboard` job: the dashboard
+# reads whole past days from here and today (and any part of a day) from the leads themselves.
+
+
+class LeadDayStats(Base):
+    """How many leads arrived on one local day, per source, assignee, priority, status, score band and response."""
+
+    __tablename__ = "lead_day_stats"
+    __table_args__ = (Index("ix_lead_day_stats_day", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[int] = mapped_column(Integer)  # date.toordinal() of the local day in the business time zone
+    source: Mapped[str] = mapped_column(String(50))
+    assignee_id: Mapped[str | None] = mapped_column(String(26))
+    priority: Mapped[Priority] = mapped_column(_enum(Priority, "priority"))
+    status: Mapped[LeadStatus] = mapped_column(_enum(LeadStatus, "lead_status"))
+    band: Mapped[int] = mapped_column(Integer)  # score // 10, 90-100 as 9
+    response: Mapped[int] = mapped_column(Integer)  # core.dashboard.RESPONSE_BUCKETS index; the last is "not yet"
+    leads: Mapped[int] = mapped_column(Integer)
+    score_sum: Mapped[int] = mapped_column(Integer)
+
+
+class FollowUpDayStats(Base):
+    """Follow-ups that reached an outcome on one local day, per channel, step, outcome and their lead's source and
+    assignee (sent messages and calls made on the day they happened, failed and cancelled ones on their last change)."""
+
+    __tablename__ = "follow_up_day_stats"
+    __table_args__ = (Index("ix_follow_up_day_stats_day", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[FollowUpStatus] = mapped_column(_enum(FollowUpStatus, "follow_up_status"))
+    source: Mapped[str] = mapped_column(String(50))
+    assignee_id: Mapped[str | None] = mapped_column(String(26))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class DayStatsState(Base):
+    """How far the daily summaries go: one row, locked by the pass that refreshes them."""
+
+    __tablename__ = "day_stats_state"
+    ONE = 1
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    timezone: Mapped[str | None] = mapped_column(String(64))  # the zone the days were cut in; None: never built
+    # Every change to a lead or follow-up made before this instant is in the summaries (with a margin for
+    # transactions still open when a pass starts).
+    refreshed_at: Mapped[datetime | None]
+    rebuilt_at: Mapped[datetime | None]  # the last full rebuild (daily, and whenever the time zone changes)
+    changes_since: Mapped[datetime | None]  # where the next pass looks for changed rows
+    days_refreshed: Mapped[int] = mapped_column(Integer, default=0)  # by the last pass
+    seconds: Mapped[float | None] = mapped_column(Numeric(10, 3))  # the last pass's duration
+
+
+class DayStatsDirty(Base):
+    """An instant whose local day must be summarised again: written where rows leave without a trace (a deleted
+    lead takes its follow-ups with it)."""
+
+    __tablename__ = "day_stats_dirty"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]

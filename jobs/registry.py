@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from core import digest, followups, insights, learned_score, reanalysis, webhooks
+from core import day_stats, digest, followups, insights, learned_score, reanalysis, webhooks
 from core.config import Settings
 
 JobFn = Callable[[Engine, Settings], str]
@@ -31,6 +31,10 @@ def _webhooks(engine: Engine, settings: Settings) -> str:
     return webhooks.run_pass(engine=engine, settings=settings).line()
 
 
+def _dashboard(engine: Engine, settings: Settings) -> str:
+    return day_stats.run_pass(engine=engine, settings=settings).line()
+
+
 def _learn(engine: Engine, settings: Settings) -> str:
     return learned_score.run_pass(engine=engine, settings=settings).line()
 
@@ -42,6 +46,7 @@ JOBS: dict[str, tuple[JobFn, int]] = {
     "reanalyze": (_reanalyze, 300),
     "insights": (_insights, 3600),
     "learn": (_learn, 3600),
+    "dashboard": (_dashboard, 60),
 }
 
 

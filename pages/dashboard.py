@@ -67,8 +67,14 @@ if data.is_empty:
                 "To explore the dashboard with sample data, run `python -m db seed-demo --leads 2000`.")
     st.stop()
 
-st.caption(f"{data.period.label}, compared with {data.previous_period.label}. Days in {timezone}; "
-           f"figures as of {data.computed_at.astimezone(data.period.start.tzinfo):%H:%M}.")
+local = data.period.start.tzinfo
+freshness = f"figures as of {data.computed_at.astimezone(local):%H:%M}"
+if data.summarised_at is not None:
+    # Earlier days come from the jobs process's daily summaries: say how fresh they are.
+    freshness = (f"today's figures as of {data.computed_at.astimezone(local):%H:%M}, earlier days' as of "
+                 f"{data.summarised_at.astimezone(local):%a %H:%M} (the jobs process brings them up to date every "
+                 f"minute)")
+st.caption(f"{data.period.label}, compared with {data.previous_period.label}. Days in {timezone}; {freshness}.")
 now, before = data.current, data.previous
 kpis = st.columns(4)
 kpis[0].metric("New leads", f"{now.new_leads:,}", delta=now.new_leads - before.new_leads,

@@ -2,6 +2,8 @@
 
 The business is in New York; "now" is Wed 4 Nov 2026, noon local, so the last 7 days (Thu 29 Oct – Wed 4 Nov) hold
 the end of daylight saving time (Sun 1 Nov, 02:00 EDT -> 01:00 EST) and the 7 days before (22–28 Oct) do not.
+Every test runs twice: counted from the leads (before the `dashboard` job's first pass), and with the days before
+"now" read from the daily summaries that pass makes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from core import dashboard as dashboard_service
-from core import users
+from core import day_stats, users
 from core.dashboard import DashboardFilters, Period, period_for
 from core.errors import ValidationFailed
 from db.models import Channel, FollowUp, FollowUpStatus, Lead, LeadStatus, Priority, Role, SequenceStep
@@ -133,12 +135,27 @@ def user_id(engine: Engine, username: str) -> str:
         return users.get_by_username(session=session, username=username).id
 
 
+SUMMARISED: dict[Engine, bool] = {}
+
+
+@pytest.fixture(params=["counted", "summarised"])
+def engine(engine: Engine, request: pytest.FixtureRequest) -> Engine:
+    """The test's database, its dashboard read without or with the daily summaries."""
+    SUMMARISED[engine] = request.param == "summarised"
+    return engine
+
+
 def view(engine: Engine, kind: str = "last_7_days", filters: DashboardFilters = EVERYTHING,
          timezone: str = NEW_YORK, period: Period | None = None) -> dashboard_service.DashboardData:
+    if SUMMARISED[engine]:
+        with session_scope(engine) as session:  # the pass runs "now", long after NOW: every day is summarised
+            day_stats.refresh(session=session, timezone=timezone)
     with session_scope(engine) as session:
-        return dashboard_service.dashboard(session=session, period=period or period_for(kind, now=NOW,
+        data = dashboard_service.dashboard(session=session, period=period or period_for(kind, now=NOW,
                                                                                           timezone=timezone),
                                            filters=filters, timezone=timezone, now=NOW)
+    assert (data.summaries_until is not None) == SUMMARISED[engine]
+    return data
 
 
 def ny(*args: int) -> datetime:

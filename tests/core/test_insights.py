@@ -3,7 +3,6 @@ even with two passes at once, the narrative by the local Gemini server or by rul
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,8 @@ from db.models import (
     WebhookEvent,
     WorkflowLog,
 )
-from db.session import make_engine, session_scope
+from db.session import session_scope
+from tests.support.concurrency import at_once
 from tests.support.factories import make_lead
 from tests.support.gemini_server import GeminiServer, Reply
 
@@ -201,28 +201,9 @@ def test_two_passes_at_once_make_one_report_per_period(engine, db_url, ny_settin
     with session_scope(engine) as session:
         webhooks.create_endpoint(session=session, name="reports", url="http://127.0.0.1:9/hook",
                                  event_types=["insight.generated"], actor="test")
-    barrier = threading.Barrier(2)
-    lines: list[str] = []
-    errors: list[BaseException] = []
+    lines = at_once(db_url, lambda own_engine: insights.run_pass(engine=own_engine, settings=ny_settings,
+                                                                 now=NOW).line())
 
-    def one_pass() -> None:
-        own_engine = make_engine(db_url)  # a jobs process of its own
-        try:
-            barrier.wait(timeout=10)
-            lines.append(insights.run_pass(engine=own_engine, settings=ny_settings, now=NOW).line())
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            own_engine.dispose()
-
-    threads = [threading.Thread(target=one_pass) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
-    assert len(lines) == 2
     stored = reports(engine)
     assert sorted(r.period for r in stored) == [InsightPeriod.MONTHLY, InsightPeriod.WEEKLY]
     assert all(r.status == "READY" for r in stored)

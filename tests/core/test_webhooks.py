@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,7 +18,8 @@ from core import audit, webhooks
 from core.config import Settings
 from core.errors import NotFound, ValidationFailed
 from db.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent, WorkflowLog, utcnow
-from db.session import make_engine, session_scope
+from db.session import session_scope
+from tests.support.concurrency import at_once
 from tests.support.webhook_receiver import HANG, WebhookReceiver
 
 ENV_SECRET = "whsec_" + base64.b64encode(b"an env secret of 32 bytes here!!").decode()
@@ -254,27 +254,9 @@ def test_two_passes_at_once_deliver_each_event_exactly_once(engine: Engine, sett
         add_endpoint(engine, receiver.url)
         now = utcnow()
         event_ids = [emit(engine, now=now) for _ in range(50)]
-        summaries: list[webhooks.WebhookSummary] = []
-        problems: list[BaseException] = []
-        start = threading.Barrier(2)
+        summaries = at_once(db_url, lambda own_engine: webhooks.run_pass(engine=own_engine, settings=settings,
+                                                                         now=now))
 
-        def one_pass() -> None:
-            own_engine = make_engine(db_url)
-            try:
-                start.wait()
-                summaries.append(webhooks.run_pass(engine=own_engine, settings=settings, now=now))
-            except BaseException as exc:
-                problems.append(exc)
-            finally:
-                own_engine.dispose()
-
-        threads = [threading.Thread(target=one_pass) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-
-        assert not problems, problems
         assert receiver.count_by_id() == {event_id: 1 for event_id in event_ids}
     assert sum(s.delivered for s in summaries) == 50
     rows = deliveries(engine)

@@ -9,6 +9,8 @@ import streamlit as st
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
+from core import day_stats
+from core.config import get_settings
 from db.models import Lead
 from tests.pages.conftest import REFUSED, open_page
 
@@ -136,3 +138,18 @@ def test_a_viewer_sees_the_opportunities_but_cannot_open_them(signed_in, add_lea
     assert list(at.dataframe[0].value["name"]) == ["Dana Whitfield"]
     assert not any("Select a row" in c for c in values(at.caption))
     assert not at.button and not at.text_input
+
+
+def test_after_a_jobs_pass_earlier_days_come_from_the_summaries_and_say_how_fresh_they_are(app_db, signed_in,
+                                                                                          add_lead):
+    older = add_lead(full_name="Older Otto", email="otto@example.com")
+    created_days_ago(app_db, older["id"], 3)
+    with app_db.session() as session:
+        day_stats.refresh(session=session, timezone=get_settings().leadops_timezone)
+    add_lead(full_name="Today Tia")  # after the pass: today is counted from the leads
+
+    at = signed_in("manager")
+
+    assert not at.exception
+    assert metric(at, "New leads") == "2"
+    assert any("earlier days' as of" in c for c in values(at.caption))
