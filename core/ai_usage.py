@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.analysis.base import AiCall
+from core.dashboard import day_index, local_midnight
 from db.models import AiUsage, utcnow
 
 PeriodKind = Literal["last_7_days", "last_30_days", "last_90_days", "this_month", "last_month"]
@@ -129,32 +130,29 @@ class UsageReport:
 
 def totals(*, session: Session, period: UsagePeriod) -> UsageTotals:
     """Calls, failures, tokens, estimated cost and average latency of the period, in one query."""
-    row = session.execute(_in(period, select(
-        func.count(), func.count().filter(AiUsage.outcome != OK), _sum(AiUsage.input_tokens),
-        _sum(AiUsage.output_tokens), _sum(AiUsage.cost_usd), func.avg(AiUsage.latency_ms)))).one()
+    row = session.execute(_in(period, select(*_figures()))).one()
     return UsageTotals(calls=row[0], failures=row[1], input_tokens=int(row[2]), output_tokens=int(row[3]),
                        cost_usd=_money(row[4]), average_latency_ms=_rounded(row[5]))
 
 
 def daily(*, session: Session, period: UsagePeriod) -> list[DailyUsage]:
     """Calls, tokens and estimated cost per local day and purpose (days without calls left out), in one query."""
-    calls = _in(period, select(_day_index(period).label("day"), AiUsage.purpose, AiUsage.input_tokens,
+    # The local day by the dashboard's day_index: local midnights move across DST, so no fixed-offset date().
+    day = day_index(AiUsage.created_at, list(period.days), ZoneInfo(period.timezone))
+    calls = _in(period, select(day.label("day"), AiUsage.purpose, AiUsage.input_tokens,
                                AiUsage.output_tokens, AiUsage.cost_usd)).subquery()
     # Grouped in an outer query: PostgreSQL would not match a GROUP BY CASE to the SELECT's (other parameters).
     rows = session.execute(select(calls.c.day, calls.c.purpose, func.count(), _sum(calls.c.input_tokens),
                                   _sum(calls.c.output_tokens), _sum(calls.c.cost_usd))
                            .group_by(calls.c.day, calls.c.purpose).order_by(calls.c.day, calls.c.purpose)).all()
-    return [DailyUsage(day=period.days[index], purpose=purpose, calls=n, input_tokens=int(tokens_in),
+    return [DailyUsage(day=period.days[int(index)], purpose=purpose, calls=n, input_tokens=int(tokens_in),
                        output_tokens=int(tokens_out), cost_usd=_money(cost))
             for index, purpose, n, tokens_in, tokens_out, cost in rows]
 
 
 def by_purpose(*, session: Session, period: UsagePeriod) -> list[PurposeUsage]:
     """Calls, failures, tokens, estimated cost and latency per purpose, most expensive first, in one query."""
-    rows = session.execute(_in(period, select(
-        AiUsage.purpose, func.count(), func.count().filter(AiUsage.outcome != OK), _sum(AiUsage.input_tokens),
-        _sum(AiUsage.output_tokens), _sum(AiUsage.cost_usd), func.avg(AiUsage.latency_ms)))
-        .group_by(AiUsage.purpose)).all()
+    rows = session.execute(_in(period, select(AiUsage.purpose, *_figures())).group_by(AiUsage.purpose)).all()
     usage = [PurposeUsage(purpose=purpose, calls=n, failures=failed, input_tokens=int(tokens_in),
                           output_tokens=int(tokens_out), cost_usd=_money(cost), average_latency_ms=_rounded(latency))
              for purpose, n, failed, tokens_in, tokens_out, cost, latency in rows]
@@ -183,13 +181,10 @@ def _in(period: UsagePeriod, stmt: Select) -> Select:
     return stmt.select_from(AiUsage).where(AiUsage.created_at >= period.start, AiUsage.created_at < period.end)
 
 
-def _day_index(period: UsagePeriod):  # noqa: ANN202 - a SQL CASE expression
-    """The index of the local day a call falls in: local midnights move across DST, so no fixed-offset date()."""
-    ends = [_midnight(day + timedelta(days=1), period.timezone) for day in period.days[:-1]]
-    if not ends:
-        return literal(0)
-    return case(*[(AiUsage.created_at < end, literal(index)) for index, end in enumerate(ends)],
-                else_=literal(len(ends)))
+def _figures() -> tuple:
+    """Calls, failed calls, input and output tokens, estimated cost and average latency, as SQL aggregates."""
+    return (func.count(), func.count().filter(AiUsage.outcome != OK), _sum(AiUsage.input_tokens),
+            _sum(AiUsage.output_tokens), _sum(AiUsage.cost_usd), func.avg(AiUsage.latency_ms))
 
 
 def _sum(column):  # noqa: ANN001, ANN202 - a SQL expression in, a SQL expression out
@@ -197,7 +192,7 @@ def _sum(column):  # noqa: ANN001, ANN202 - a SQL expression in, a SQL expressio
 
 
 def _midnight(day: date, timezone: str) -> datetime:
-    return datetime.combine(day, time(), tzinfo=ZoneInfo(timezone))
+    return local_midnight(day, ZoneInfo(timezone))
 
 
 def _money(value: object) -> Decimal:

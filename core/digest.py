@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from core import app_settings
+from core import app_settings, insights
 from core.channels import OutgoingEmail, SendOutcome
 from core.channels.email import SmtpMailer, not_configured_reason
 from core.config import Settings
@@ -30,8 +30,6 @@ RECIPIENT_ROLES = frozenset({Role.VIEWER, Role.MANAGER, Role.ADMIN})
 # send_pending retries a digest that could not go out (SMTP down, not configured yet) for this long after its period.
 PENDING_FOR = timedelta(days=3)
 MAX_OPPORTUNITIES = 5
-SECTIONS = (("executive_summary", "Executive summary"), ("key_findings", "Key findings"),
-            ("recommendations", "Recommendations"), ("risk_alerts", "Risk alerts"), ("opportunities", "Opportunities"))
 # name, label, unit, whether a rise is good news
 KPIS = (
     ("new_leads", "New leads", "count", True),
@@ -133,7 +131,8 @@ def send_pending(*, engine: Engine, settings: Settings, now: datetime | None = N
     moment = now or utcnow()
     with session_scope(engine) as session:
         pending = session.scalars(
-            select(InsightReport.id).where(InsightReport.status == "READY", InsightReport.digest_sent_at.is_(None),
+            select(InsightReport.id).where(InsightReport.status == insights.READY,
+                                           InsightReport.digest_sent_at.is_(None),
                                            InsightReport.period_end >= moment - PENDING_FOR)
             .order_by(InsightReport.period_end, InsightReport.id)).all()
     return [send(engine=engine, settings=settings, report_id=report_id, now=moment) for report_id in pending]
@@ -163,7 +162,7 @@ def _environment() -> Environment:
 
 def _why_not(report: InsightReport, settings: Settings, people: list[_Recipient], force: bool) -> str | None:
     """Why this digest must not go out now, or None."""
-    if report.status != "READY":
+    if report.status != insights.READY:
         return f"the report is {report.status}, not READY"
     if report.digest_sent_at is not None and not force:
         return f"already sent at {report.digest_sent_at:%Y-%m-%d %H:%M} UTC"
@@ -177,7 +176,7 @@ def _why_not(report: InsightReport, settings: Settings, people: list[_Recipient]
 
 def _reserve(engine: Engine, report_id: str, moment: datetime, force: bool) -> bool:
     with session_scope(engine) as session:
-        stmt = update(InsightReport).where(InsightReport.id == report_id, InsightReport.status == "READY")
+        stmt = update(InsightReport).where(InsightReport.id == report_id, InsightReport.status == insights.READY)
         if not force:
             stmt = stmt.where(InsightReport.digest_sent_at.is_(None))
         reserved = session.execute(stmt.values(digest_sent_at=moment)
@@ -259,7 +258,7 @@ def _context(report: InsightReport, settings: Settings, business_name: str) -> d
 def _sections(sections: dict[str, Any]) -> list[dict[str, Any]]:
     """The five sections in order, each without its flagged statements; empty sections left out."""
     shown = []
-    for key, title in SECTIONS:
+    for key, title in insights.SECTIONS.items():
         statements = [str(s.get("text") or "").strip() for s in sections.get(key) or []
                       if isinstance(s, dict) and not s.get("flagged")]
         statements = [text for text in statements if text]

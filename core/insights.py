@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from core import ai, ai_usage, app_settings, dashboard, webhooks
 from core.analysis.base import AiCall
 from core.config import Settings
-from db.models import InsightPeriod, InsightReport, Lead, LeadStatus, Priority, WorkflowLog, utcnow
+from db.models import InsightPeriod, InsightReport, Lead, Priority, WorkflowLog, utcnow
 from db.session import run_with_retry, session_scope
 
 log = logging.getLogger(__name__)
@@ -74,22 +74,12 @@ def _kind(kind: Kind) -> InsightPeriod:
 
 # --- periods ---------------------------------------------------------------------------------------------------------
 
-def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    # fold=0 on a midnight that a clock change skips gives the first instant of that local day.
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
-
 def closed_period(kind: Kind, *, now: datetime, timezone: str) -> tuple[datetime, datetime]:
     """The last complete week (Monday to Monday) or calendar month before `now`, local midnights as UTC instants."""
-    zone = ZoneInfo(timezone)
-    today = now.astimezone(zone).date()
-    if _kind(kind) == InsightPeriod.WEEKLY:
-        end_day = today - timedelta(days=today.weekday())
-        start_day = end_day - timedelta(days=7)
-    else:
-        end_day = today.replace(day=1)
-        start_day = (end_day - timedelta(days=1)).replace(day=1)
-    return _midnight(start_day, zone), _midnight(end_day, zone)
+    # The dashboard's "last week" and "last month" are exactly these spans.
+    period = dashboard.period_for("last_week" if _kind(kind) == InsightPeriod.WEEKLY else "last_month", now=now,
+                                  timezone=timezone)
+    return period.start.astimezone(UTC), period.end.astimezone(UTC)
 
 
 def previous_period(kind: Kind, *, start: datetime, timezone: str) -> tuple[datetime, datetime]:
@@ -130,14 +120,6 @@ def _number(value: Any) -> int | float | None:
     return round(float(value), 1)
 
 
-def _day(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)[:10]
-
-
 def _kpis(current: dashboard.Kpis, previous: dashboard.Kpis) -> dict[str, dict[str, Any]]:
     result = {}
     for kpi in fields(dashboard.Kpis):
@@ -147,18 +129,16 @@ def _kpis(current: dashboard.Kpis, previous: dashboard.Kpis) -> dict[str, dict[s
     return result
 
 
-def _leads_by_day(rows: list[dict], start: datetime, end: datetime, zone: ZoneInfo) -> list[dict[str, Any]]:
-    """One row per local day of the period with its leads by priority (days without leads included)."""
+def _leads_by_day(rows: list[dict]) -> list[dict[str, Any]]:
+    """One row per local day of the period with its leads by priority.
+
+    The dashboard's rows already hold every day of the period (days without leads at 0), in order, once per priority.
+    """
     days: dict[str, dict[str, Any]] = {}
-    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
-    while day < last:
-        days[day.isoformat()] = {"day": day.isoformat(), **{p.value: 0 for p in Priority}}
-        day += timedelta(days=1)
     for row in rows:
-        entry = days.setdefault(_day(row["day"]), {"day": _day(row["day"]), **{p.value: 0 for p in Priority}})
-        priority = str(getattr(row["priority"], "value", row["priority"]))
-        entry[priority] = entry.get(priority, 0) + int(row["leads"])
-    return sorted(days.values(), key=lambda entry: entry["day"])
+        day = row["day"].isoformat()
+        days.setdefault(day, {"day": day, **{p.value: 0 for p in Priority}})[row["priority"]] += int(row["leads"])
+    return list(days.values())
 
 
 def _workflow_counts(session: Session, start: datetime, end: datetime) -> dict[tuple[str, str | None, str], int]:
@@ -204,24 +184,21 @@ def compute_facts(*, session: Session, kind: Kind, start: datetime, end: datetim
     """The report's facts for one period: the dashboard's figures (no filters) and the workflow log's counts."""
     kind, zone = _kind(kind), ZoneInfo(timezone)
     label = period_label(kind, start=start, timezone=timezone)
-    prev_start, prev_end = previous_period(kind, start=start, timezone=timezone)
-    prev_label = period_label(kind, start=prev_start, timezone=timezone)
     data = _period_data(session, start, end, label, timezone)
-    previous = data.previous
-    if (data.previous_period.start, data.previous_period.end) != (prev_start, prev_end):
-        # The dashboard's "previous" has the same length; a report compares calendar weeks and months.
-        previous = _period_data(session, prev_start, prev_end, prev_label, timezone).current
+    # From local midnight to local midnight, the dashboard's previous period is the calendar week or month before
+    # (Period.previous), the same span as previous_period().
+    prev_start, prev_end = data.previous_period.start, data.previous_period.end
+    prev_label = period_label(kind, start=prev_start, timezone=timezone)
     counts = _workflow_counts(session, start, end)
-    days = _leads_by_day(data.leads_by_day, start, end, zone)
+    days = _leads_by_day(data.leads_by_day)
     return {
         "period": {"kind": kind.value, "start": _iso_local(start, zone), "end": _iso_local(end, zone),
                    "label": label, "timezone": timezone},
         "previous_period": {"start": _iso_local(prev_start, zone), "end": _iso_local(prev_end, zone),
                             "label": prev_label},
-        "kpis": _kpis(data.current, previous),
+        "kpis": _kpis(data.current, data.previous),
         "priority_distribution": {p.value: sum(day[p.value] for day in days) for p in Priority},
-        "status_distribution": {s.value: int(data.pipeline.get(s.value, data.pipeline.get(s, 0)) or 0)
-                                for s in LeadStatus},
+        "status_distribution": dict(data.pipeline),  # every status, in LeadStatus order
         "leads_by_day": days,
         "by_source": [{"source": row["source"], "leads": _number(row["leads"]), "high": _number(row["high"]),
                        "won": _number(row["won"]), "conversion_pct": _number(row.get("conversion_pct"))}

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -146,6 +147,20 @@ def test_a_weekly_report_covers_exactly_the_local_week_across_the_dst_change(eng
     assert {row["source"]: row["leads"] for row in facts["by_source"]} == {"referral": 1, "website": 2}
     assert [o["budget"] for o in facts["top_opportunities"]][0] == "$40k"
     assert set(facts["kpis"]) == {f.name for f in fields(dashboard.Kpis)}
+
+
+@pytest.mark.parametrize(("kind", "start"), [("weekly", WEEK_START), ("monthly", MONTH_START)])
+def test_the_facts_compare_with_the_calendar_period_before(engine, kind, start):
+    seed_week(engine)
+    end = insights.closed_period(kind, now=NOW, timezone=ZONE)[1]
+    with session_scope(engine) as session:
+        facts = insights.compute_facts(session=session, kind=kind, start=start, end=end, timezone=ZONE)
+
+    prev_start, prev_end = insights.previous_period(kind, start=start, timezone=ZONE)
+    assert facts["previous_period"]["start"] == prev_start.astimezone(ZoneInfo(ZONE)).isoformat()
+    assert facts["previous_period"]["end"] == prev_end.astimezone(ZoneInfo(ZONE)).isoformat()
+    assert prev_end == start
+    assert list(facts["status_distribution"]) == [status.value for status in LeadStatus]
 
 
 def test_the_monthly_report_compares_with_the_calendar_month_before(engine, ny_settings):
