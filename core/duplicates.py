@@ -510,14 +510,16 @@ def _move_candidates(session: Session, keep: Lead, drop: Lead) -> int:
     moved = 0
     pairs = list(session.scalars(select(DuplicateCandidate).where(
         or_(DuplicateCandidate.lead_id == drop.id, DuplicateCandidate.other_id == drop.id))))
+    # The kept lead's own pairs, by their other lead: read once, not once per pair of the dropped lead.
+    twins = {(p.other_id if p.lead_id == keep.id else p.lead_id): p for p in session.scalars(
+        select(DuplicateCandidate).where(or_(DuplicateCandidate.lead_id == keep.id,
+                                             DuplicateCandidate.other_id == keep.id)))}
     for pair in pairs:
         third = pair.other_id if pair.lead_id == drop.id else pair.lead_id
         if third == keep.id:
             session.delete(pair)
             continue
-        twin = session.scalar(select(DuplicateCandidate).where(
-            or_(and_(DuplicateCandidate.lead_id == keep.id, DuplicateCandidate.other_id == third),
-                and_(DuplicateCandidate.lead_id == third, DuplicateCandidate.other_id == keep.id))))
+        twin = twins.get(third)
         if twin is None:
             if pair.lead_id == drop.id:
                 pair.lead_id = keep.id

@@ -39,9 +39,9 @@ from sqlalchemy.orm import Session
 from core import app_settings, audit, day_stats, duplicates, exports, followups
 from core.analysis.base import AnalysisResult, LeadFacts
 from core.analysis.rules import RulesEngine
-from core.budget import parse_budget
 from core.config import Settings
 from core.errors import FieldError, NotFound, ValidationFailed
+from core.leads import analysis_values, budget_columns
 from core.profile import BusinessProfile, ScoringConfig
 from core.schemas import MAX_MESSAGE, LeadCreate, field_errors, normalise_email
 from db.models import (
@@ -212,6 +212,11 @@ def suggest_mapping(columns: Iterable[str]) -> dict[str, str]:
         taken.add(target)
         mapping[str(column)] = target
     return mapping
+
+
+def default_key(mapping: Mapping[str, str]) -> Key:
+    """The row key to suggest for a mapping: the external id when a column maps to it, else the email."""
+    return "external_id" if "external_id" in mapping.values() else "email"
 
 
 @dataclass(frozen=True)
@@ -507,6 +512,10 @@ class _Tally:
     skipped: int = 0
     failed: int = 0
 
+    def add(self, other: _Tally) -> None:
+        for name in ("created", "updated", "skipped", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass
 class _Context:
@@ -591,10 +600,8 @@ def _import_batch(engine: Engine, context: _Context, rows: list[_Row]) -> None:
             except DBAPIError as exc:
                 failed = _Decision(decision.row, "failed", error=f"the database refused the row: {exc.orig}"[:1000])
                 one = _write(engine, context, [failed])
-            for name in ("created", "updated", "skipped", "failed"):
-                setattr(counts, name, getattr(counts, name) + getattr(one, name))
-    for name in ("created", "updated", "skipped", "failed"):
-        setattr(context.tally, name, getattr(context.tally, name) + getattr(counts, name))
+            counts.add(one)
+    context.tally.add(counts)
 
 
 def _decide(engine: Engine, context: _Context, rows: list[_Row]) -> list[_Decision]:
@@ -677,22 +684,6 @@ def _facts(values: Mapping[str, Any]) -> LeadFacts:
                         project_type=values.get("project_type"), source=values.get("source"))
 
 
-def _budget_columns(budget: str | None) -> dict[str, Any]:
-    parsed = parse_budget(budget)
-    usd = parsed.usd() if parsed else None
-    return dict(budget_min=parsed.amount_min if parsed else None, budget_max=parsed.amount_max if parsed else None,
-                budget_currency=parsed.currency if parsed else None, budget_period=parsed.period if parsed else None,
-                budget_usd=usd.quantize(Decimal("0.01")) if usd is not None else None)
-
-
-def _analysis_values(result: AnalysisResult) -> dict[str, Any]:
-    return dict(score=result.score, priority=result.priority, budget_category=result.budget_category,
-                summary=result.summary, recommendation=result.recommendation, engine=result.engine,
-                model=result.model, factors=[f.model_dump() for f in result.factors],
-                injection_suspected=result.injection_suspected, review_reason=result.review_reason,
-                fallback_reason=result.fallback_reason)
-
-
 def _new_lead(context: _Context, row: _Row, now: datetime) -> tuple[dict, dict, dict]:
     """The lead, analysis and IMPORTED timeline rows of a new lead."""
     values = row.values
@@ -702,7 +693,7 @@ def _new_lead(context: _Context, row: _Row, now: datetime) -> tuple[dict, dict, 
     status = row.status or LeadStatus.NEW
     lead = dict(
         id=lead_id, full_name=values["full_name"], email=values["email"], phone=values.get("phone"),
-        company=values.get("company"), budget=values.get("budget"), **_budget_columns(values.get("budget")),
+        company=values.get("company"), budget=values.get("budget"), **budget_columns(values.get("budget")),
         project_type=values.get("project_type"), message=values["message"], source=values["source"],
         status=status, assignee_id=None, score=result.score, priority=result.priority,
         needs_review=result.needs_review, reanalyze_requested_at=None, reanalyze_attempts=0,
@@ -711,7 +702,7 @@ def _new_lead(context: _Context, row: _Row, now: datetime) -> tuple[dict, dict, 
         first_contacted_at=None, closed_at=created if status in (LeadStatus.WON, LeadStatus.LOST) else None,
         custom_attributes=row.custom, external_id=values.get("external_id"), import_batch_id=context.batch_id,
         created_at=created, updated_at=now)
-    analysis = dict(id=new_id(), lead_id=lead_id, **_analysis_values(result), created_at=now, updated_at=now)
+    analysis = dict(id=new_id(), lead_id=lead_id, **analysis_values(result), created_at=now, updated_at=now)
     event = dict(id=new_id(), lead_id=lead_id, kind=ActivityKind.IMPORTED, actor=context.actor[:100],
                  body=f"Imported from {context.plan.filename} (row {row.number}); scored {result.score} "
                       f"({result.priority.value}) by the rules engine"
@@ -780,7 +771,7 @@ def _apply_row(session: Session, context: _Context, lead: Lead, row: _Row, now: 
     for name in changed:
         setattr(lead, name, row.values[name])
     if "budget" in changed:
-        for name, value in _budget_columns(lead.budget).items():
+        for name, value in budget_columns(lead.budget).items():
             setattr(lead, name, value)
     merged = {**(lead.custom_attributes or {}), **row.custom}
     if merged != (lead.custom_attributes or {}):
@@ -813,7 +804,7 @@ def _apply_row(session: Session, context: _Context, lead: Lead, row: _Row, now: 
 
 
 def _store_analysis(session: Session, lead: Lead, result: AnalysisResult, now: datetime) -> None:
-    values = _analysis_values(result)
+    values = analysis_values(result)
     if lead.analysis is None:
         lead.analysis = LeadAnalysis(lead_id=lead.id, **values)
         session.add(lead.analysis)

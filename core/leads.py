@@ -53,18 +53,32 @@ class LeadPage:
     next_cursor: str | None
 
 
+def budget_columns(budget: str | None) -> dict[str, Any]:
+    """The lead columns read from a budget's text: bounds, currency, period and the amount in USD (all None when
+    the text holds no amount)."""
+    parsed = parse_budget(budget)
+    usd = parsed.usd() if parsed else None
+    return dict(budget_min=parsed.amount_min if parsed else None, budget_max=parsed.amount_max if parsed else None,
+                budget_currency=parsed.currency if parsed else None, budget_period=parsed.period if parsed else None,
+                budget_usd=usd.quantize(Decimal("0.01")) if usd is not None else None)
+
+
+def analysis_values(result: AnalysisResult) -> dict[str, Any]:
+    """The LeadAnalysis columns of an engine's result."""
+    return dict(score=result.score, priority=result.priority, budget_category=result.budget_category,
+                summary=result.summary, recommendation=result.recommendation, engine=result.engine,
+                model=result.model, factors=[f.model_dump() for f in result.factors],
+                injection_suspected=result.injection_suspected, review_reason=result.review_reason,
+                fallback_reason=result.fallback_reason)
+
+
 def create(*, session: Session, lead_in: LeadCreate, result: AnalysisResult, actor: str, default_source: str,
            profile: BusinessProfile | None = None) -> Lead:
     """Adds a lead together with its analysis and a 'created' timeline entry."""
-    budget = parse_budget(lead_in.budget)
-    usd = budget.usd() if budget else None
     lead = Lead(
         id=new_id(), full_name=lead_in.full_name, email=lead_in.email, phone=lead_in.phone, company=lead_in.company,
         budget=lead_in.budget, project_type=lead_in.project_type, message=lead_in.message,
-        source=lead_in.source or default_source, status=LeadStatus.NEW,
-        budget_min=budget.amount_min if budget else None, budget_max=budget.amount_max if budget else None,
-        budget_currency=budget.currency if budget else None, budget_period=budget.period if budget else None,
-        budget_usd=usd.quantize(Decimal("0.01")) if usd is not None else None,
+        source=lead_in.source or default_source, status=LeadStatus.NEW, **budget_columns(lead_in.budget),
         score=result.score, priority=result.priority, needs_review=result.needs_review,
     )
     # The id is made here, so the lead, its analysis and its timeline go to the database in one flush.
@@ -89,11 +103,7 @@ def apply_analysis(*, session: Session, lead: Lead, result: AnalysisResult, acto
     For an existing lead it also re-plans the follow-ups when the priority changed and emits `lead.analyzed`.
     """
     old_priority = None if new_lead else lead.priority
-    values = dict(score=result.score, priority=result.priority, budget_category=result.budget_category,
-                  summary=result.summary, recommendation=result.recommendation, engine=result.engine,
-                  model=result.model, factors=[f.model_dump() for f in result.factors],
-                  injection_suspected=result.injection_suspected, review_reason=result.review_reason,
-                  fallback_reason=result.fallback_reason)
+    values = analysis_values(result)
     analysis = lead.analysis
     if analysis is None:
         analysis = LeadAnalysis(lead_id=lead.id, **values)

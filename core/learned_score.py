@@ -36,6 +36,7 @@ from core import activities, app_settings, audit, followups
 from core.analysis.rules import FREE_MAIL
 from core.config import Settings
 from core.errors import FieldError, ValidationFailed
+from core.profile import ScoringConfig
 from db.models import ActivityKind, Lead, LeadAnalysis, LeadStatus, LearnedModel, utcnow
 from db.session import session_scope
 
@@ -633,7 +634,9 @@ def attach(*, session: Session, lead: Lead, analysis: LeadAnalysis) -> str | Non
     return _apply(session, lead, analysis, _active_cached(session))
 
 
-def _apply(session: Session, lead: Lead, analysis: LeadAnalysis, model: LearnedModel | None) -> str | None:
+def _apply(session: Session, lead: Lead, analysis: LeadAnalysis, model: LearnedModel | None,
+           scoring: ScoringConfig | None = None) -> str | None:
+    """Sets the learned score (and the blended score and priority); `scoring` is read when not given."""
     engine_score = analysis.engine_score if analysis.engine_score is not None else analysis.score
     analysis.engine_score = engine_score
     if model is None:
@@ -644,7 +647,7 @@ def _apply(session: Session, lead: Lead, analysis: LeadAnalysis, model: LearnedM
         final = blend(engine_score, analysis.learned_score) if model.blended else engine_score
     if final == analysis.score and final == lead.score:
         return None
-    priority = app_settings.get_scoring(session=session).priority_for(final)
+    priority = (scoring or app_settings.get_scoring(session=session)).priority_for(final)
     analysis.score = lead.score = final
     analysis.priority = lead.priority = priority
     if final == engine_score:
@@ -668,6 +671,8 @@ def rescore_open(*, engine: Engine, batch: int = RESCORE_BATCH, unscored_only: b
     while True:
         with session_scope(engine) as session:
             model = active(session=session)
+            # Read once per batch, not once per lead whose score moves.
+            scoring = app_settings.get_scoring(session=session)
             stmt = select(Lead).where(Lead.status.not_in(OUTCOMES), Lead.id > after)
             if unscored_only:
                 stmt = stmt.join(LeadAnalysis, LeadAnalysis.lead_id == Lead.id).where(
@@ -677,7 +682,7 @@ def rescore_open(*, engine: Engine, batch: int = RESCORE_BATCH, unscored_only: b
                 if lead.analysis is None:
                     continue
                 before = lead.priority
-                note = _apply(session, lead, lead.analysis, model)
+                note = _apply(session, lead, lead.analysis, model, scoring)
                 scored += 1
                 if note:
                     changed += 1

@@ -97,8 +97,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         mapping, options = imports.load_mapping(args.mapping)
     else:
         mapping = imports.suggest_mapping(table.columns)
-        key = "external_id" if "external_id" in mapping.values() else "email"
-        options = imports.ImportOptions(key=key)
+        options = imports.ImportOptions(key=imports.default_key(mapping))
     changes = {name: value for name, value in (("key", args.key), ("on_existing", args.on_existing)) if value}
     if args.follow_up:
         changes["follow_up"] = True

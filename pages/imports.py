@@ -11,8 +11,9 @@ FAILED_SHOWN = 20
 KEYS = {"email": "Email address", "external_id": "External id (the other system's row key)"}
 ON_EXISTING = {"skip": "Skip the row: the lead stays as it is", "update": "Update the lead with the row's values",
                "create": "Create another lead anyway"}
-WON_VALUES = "won, yes, 1, true, converted"
-LOST_VALUES = "lost, no, 0, false"
+# The defaults of core.imports, as the page's text inputs show them.
+WON_VALUES, LOST_VALUES = (", ".join(k for k, v in imports.DEFAULT_OUTCOMES.items() if v == outcome)
+                           for outcome in ("WON", "LOST"))
 NO_LABEL = "(none: batch and row number)"
 
 user = require("imports")
@@ -71,7 +72,7 @@ def _options(table: pd.DataFrame, mapping: dict[str, str], signature: str) -> di
         left, right = st.columns(2)
         keys = list(KEYS)
         key = left.radio("Row key: how a row finds a lead that is already here", keys, format_func=KEYS.get,
-                         index=keys.index("external_id" if "external_id" in mapping.values() else "email"),
+                         index=keys.index(imports.default_key(mapping)),
                          key=f"key_{signature}")
         on_existing = right.radio("When a lead with that key is already here", list(ON_EXISTING),
                                   format_func=ON_EXISTING.get, key=f"existing_{signature}")
