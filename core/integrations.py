@@ -38,11 +38,11 @@ def _missing(**values: object) -> list[str]:
 FAILURE_OUTCOMES = ("retry", "bounced", "failed", "unreachable", "error", "gone")
 
 
-def _last_failure(session: Session, *, kind: str, ok: str,
+def _last_failure(session: Session, *, kind: str,
                   channels: tuple[str, ...] | None = None) -> tuple[str | None, datetime | None]:
     """The latest workflow-log attempt of `kind` (on `channels`) that failed, as text and time."""
     stmt = (select(WorkflowLog.channel, WorkflowLog.outcome, WorkflowLog.detail, WorkflowLog.created_at)
-            .where(WorkflowLog.kind == kind, WorkflowLog.outcome != ok, WorkflowLog.outcome.in_(FAILURE_OUTCOMES))
+            .where(WorkflowLog.kind == kind, WorkflowLog.outcome.in_(FAILURE_OUTCOMES))
             .order_by(WorkflowLog.created_at.desc(), WorkflowLog.id.desc()).limit(1))
     if channels:
         stmt = stmt.where(WorkflowLog.channel.in_(channels))
@@ -76,7 +76,7 @@ def _smtp(session: Session, settings: Settings) -> IntegrationState:
                   "shown, until it is.")
     else:
         detail = f"Email follow-ups go out through {settings.smtp_host}:{settings.smtp_port} as {settings.mail_from}."
-    error, error_at = _last_failure(session, kind="followup", ok="sent", channels=("EMAIL",))
+    error, error_at = _last_failure(session, kind="followup", channels=("EMAIL",))
     return IntegrationState(name="Email (SMTP)", configured=not missing, detail=detail, last_error=error,
                             last_error_at=error_at)
 
@@ -90,7 +90,7 @@ def _twilio(session: Session, settings: Settings) -> IntegrationState:
         channels = [name for name, sender in (("SMS", settings.twilio_from),
                                               ("WhatsApp", settings.twilio_whatsapp_from)) if sender]
         detail = f"{' and '.join(channels)} follow-ups go out through Twilio."
-    error, error_at = _last_failure(session, kind="followup", ok="sent", channels=("SMS", "WHATSAPP"))
+    error, error_at = _last_failure(session, kind="followup", channels=("SMS", "WHATSAPP"))
     return IntegrationState(name="Twilio (SMS, WhatsApp)", configured=not missing, detail=detail, last_error=error,
                             last_error_at=error_at)
 
@@ -120,6 +120,6 @@ def _webhooks(session: Session, settings: Settings) -> IntegrationState:
         parts.append(f"No endpoint: {', '.join(missing)} not set and none added in the Webhooks tab.")
     if env_ok or in_app:
         parts.append("Each event is signed (Standard Webhooks) and retried for about 18 hours until it gets a 2xx.")
-    error, error_at = _last_failure(session, kind="webhook", ok=webhooks.DELIVERED)
+    error, error_at = _last_failure(session, kind="webhook")
     return IntegrationState(name="Webhooks", configured=env_ok or in_app > 0, detail=" ".join(parts),
                             last_error=error, last_error_at=error_at)

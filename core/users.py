@@ -6,11 +6,10 @@ import re
 import secrets
 
 import bcrypt
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import audit, digest
+from core import audit, digest, schemas
 from core.config import Settings
 from core.errors import FieldError, NotFound, ValidationFailed
 from db.models import Role, User, utcnow
@@ -198,8 +197,8 @@ def set_email(*, session: Session, user_id: str, email: str | None, actor: str) 
     address = (email or "").strip()
     if address:
         try:
-            address = validate_email(address, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
+            address = schemas.normalise_email(address)
+        except ValueError as exc:
             raise ValidationFailed([FieldError("email", str(exc))]) from None
     new = address or None
     if new == user.email:

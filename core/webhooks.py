@@ -404,6 +404,10 @@ def _sync_env_secret_note(endpoint: WebhookEndpoint, settings: Settings) -> bool
     return False
 
 
+def _disabled_note(disabled_reason: str | None) -> str:
+    return f"endpoint disabled: {disabled_reason or 'by a person'}"
+
+
 def _cancel_pending(session: Session, endpoint_id: str, reason: str, *, keep: str | None = None) -> int:
     """Cancels the endpoint's pending deliveries (but `keep`); returns how many."""
     stmt = (update(WebhookDelivery)
@@ -508,8 +512,7 @@ def _prepare(engine: Engine, settings: Settings) -> tuple[list[str], int]:
                                            WebhookEndpoint.disabled_reason)).all()
         for endpoint in endpoints:
             if not endpoint.enabled:
-                cancelled += _cancel_pending(session, endpoint.id,
-                                             f"endpoint disabled: {endpoint.disabled_reason or 'by a person'}")
+                cancelled += _cancel_pending(session, endpoint.id, _disabled_note(endpoint.disabled_reason))
         # The WEBHOOK_URL endpoint's deliveries wait (unclaimed, so they hold nobody up) while its secret is unusable.
         env_ok = env_secret_problem(settings) is None
         return [e.id for e in endpoints if e.enabled and (env_ok or not e.from_env)], cancelled
@@ -547,7 +550,7 @@ def _load(engine: Engine, settings: Settings, delivery_id: str, token: str) -> _
             secret = None if env_secret_problem(settings) else settings.webhook_secret.get_secret_value().strip()
         if delivery.status == DeliveryStatus.PENDING and not endpoint.enabled:
             delivery.status = DeliveryStatus.CANCELLED
-            delivery.last_error = f"endpoint disabled: {endpoint.disabled_reason or 'by a person'}"[:500]
+            delivery.last_error = _disabled_note(endpoint.disabled_reason)[:500]
             release(session=session, model=WebhookDelivery, row_id=delivery.id, token=token)
             return CANCELLED
         if delivery.status != DeliveryStatus.PENDING or not secret:

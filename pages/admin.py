@@ -63,34 +63,28 @@ def _saved(message: str) -> None:
     st.success(message)
 
 
-def _user_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - any users.* service
-    """Runs one users.* change in its own transaction; shows its errors or `done`, and returns its result."""
+def _action(service, done: str, gone: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - a users.*/webhooks.* change
+    """Runs one change in its own transaction; shows its errors (`gone` when its target no longer exists) or `done`,
+    and returns its result."""
     try:
         with uow.transaction() as session:
             result = service(session=session, actor=actor, **kwargs)
     except errors.ValidationFailed as exc:
         _show_errors(exc.errors)
     except errors.NotFound:
-        st.error("That user no longer exists.")
+        st.error(gone)
     else:
         _saved(done)
         return result
     return None
+
+
+def _user_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - any users.* service
+    return _action(service, done, "That user no longer exists.", **kwargs)
 
 
 def _webhook_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - any webhooks.* change
-    """Runs one webhooks.* change in its own transaction; shows its errors or `done`, and returns its result."""
-    try:
-        with uow.transaction() as session:
-            result = service(session=session, actor=actor, **kwargs)
-    except errors.ValidationFailed as exc:
-        _show_errors(exc.errors)
-    except errors.NotFound:
-        st.error("That endpoint or delivery no longer exists.")
-    else:
-        _saved(done)
-        return result
-    return None
+    return _action(service, done, "That endpoint or delivery no longer exists.", **kwargs)
 
 
 def _show_secret_once(secret: str) -> None:

@@ -68,6 +68,16 @@ def log_attempt(engine: Engine, follow_up_id: str, outcome: str, at: datetime) -
                                 channel=follow_up.channel.value, outcome=outcome, detail="test", created_at=at))
 
 
+def sams_and_sues_leads(engine: Engine, mine_email: str, theirs_email: str) -> tuple[str, str, str]:
+    """Users sam and sue with one HIGH lead each: sam's id, sam's lead and sue's lead."""
+    with session_scope(engine) as session:
+        sam = make_user(session, username="sam")
+        sue = make_user(session, username="sue")
+        mine = make_lead(session, score=90, email=mine_email, assignee=sam).id
+        theirs = make_lead(session, score=90, email=theirs_email, assignee=sue).id
+        return sam.id, mine, theirs
+
+
 def listed(engine: Engine, view: str, filters: FollowUpFilters = EVERYTHING, *, now: datetime | None = None,
            timezone: str = "UTC", **paging: int) -> tuple[list[dict], int]:
     with session_scope(engine) as session:
@@ -257,12 +267,7 @@ def test_delivery_figures_equal_a_hand_count(engine: Engine, known_sequence: Non
 
 def test_delivery_figures_follow_the_filters(engine: Engine, known_sequence: None):
     now = utcnow()
-    with session_scope(engine) as session:
-        sam = make_user(session, username="sam")
-        sue = make_user(session, username="sue")
-        mine = make_lead(session, score=90, email="mine@example.com", assignee=sam).id
-        theirs = make_lead(session, score=90, email="theirs@example.com", assignee=sue).id
-        sam_id = sam.id
+    sam_id, mine, theirs = sams_and_sues_leads(engine, "mine@example.com", "theirs@example.com")
     for lead_id in (mine, theirs):
         first = follow_ups_of(engine, lead_id)[1]
         set_state(engine, first, status=FollowUpStatus.SENT, sent_at=now)
@@ -336,12 +341,7 @@ def test_the_detail_shows_the_message_as_it_will_go_and_what_each_role_may_do(en
 
 
 def test_act_runs_the_action_for_those_allowed_and_refuses_the_others(engine: Engine, known_sequence: None):
-    with session_scope(engine) as session:
-        sam = make_user(session, username="sam")
-        sue = make_user(session, username="sue")
-        theirs = make_lead(session, score=90, email="tom@example.com", assignee=sue).id
-        mine = make_lead(session, score=90, email="mia@example.com", assignee=sam).id
-        sam_id = sam.id
+    sam_id, mine, theirs = sams_and_sues_leads(engine, "mia@example.com", "tom@example.com")
     their_ids, my_ids = follow_ups_of(engine, theirs), follow_ups_of(engine, mine)
     set_state(engine, my_ids[2], status=FollowUpStatus.TASK)
     set_state(engine, my_ids[3], status=FollowUpStatus.FAILED, attempts=6, last_error="timeout")

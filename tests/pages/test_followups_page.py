@@ -384,14 +384,20 @@ def test_a_valid_step_is_added_to_the_sequence(app_db, signed_in):
     assert list(low["after"])[-1] == "2 h"
 
 
+def save_send_window(at: AppTest, start: time, end: time, *, days: list[int] | None = None) -> AppTest:
+    """Fills in the send window form (its days too, when given) and saves it."""
+    if days is not None:
+        by_label(at.multiselect, "Days").set_value(days)
+    by_label(at.time_input, "From (UTC)").set_value(start)
+    by_label(at.time_input, "Until (UTC)").set_value(end)
+    return click(at, "Save the send window")
+
+
 def test_the_send_window_saves(app_db, signed_in):
     at = open_page(signed_in("manager"), PAGE)
     assert any("in UTC time" in c and "Mon-Fri 09:00-18:00" in c for c in values(at.caption))
 
-    by_label(at.multiselect, "Days").set_value([0, 2, 4])
-    by_label(at.time_input, "From (UTC)").set_value(time(8, 0))
-    by_label(at.time_input, "Until (UTC)").set_value(time(17, 30))
-    at = click(at, "Save the send window")
+    at = save_send_window(at, time(8, 0), time(17, 30), days=[0, 2, 4])
 
     assert not at.exception
     assert "Send window saved." in values(at.success)
@@ -403,9 +409,7 @@ def test_the_send_window_saves(app_db, signed_in):
 
 def test_a_send_window_that_ends_before_it_starts_is_refused(app_db, signed_in):
     at = open_page(signed_in("manager"), PAGE)
-    by_label(at.time_input, "From (UTC)").set_value(time(18, 0))
-    by_label(at.time_input, "Until (UTC)").set_value(time(9, 0))
-    at = click(at, "Save the send window")
+    at = save_send_window(at, time(18, 0), time(9, 0))
 
     assert not at.exception
     assert "End: the window must end after it starts" in values(at.error)

@@ -49,11 +49,12 @@ Facts about google-genai 3.4.0 (verified by tests/support/test_gemini_server.py)
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_http import LocalHttpServer, OwnedServer
 
 __all__ = ["Reply", "GeminiServer", "STATUS_NAMES"]
 
@@ -126,7 +127,7 @@ def _success_body(reply: Reply) -> dict[str, Any]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
@@ -208,14 +209,7 @@ def _is_generate_content(path: str) -> bool:
     return "/models/" in path
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    owner: GeminiServer
-
-
-class GeminiServer:
+class GeminiServer(LocalHttpServer):
     """Context manager: serves on 127.0.0.1 with a free port, stops cleanly.
 
     Attributes:
@@ -225,15 +219,13 @@ class GeminiServer:
         default: reply used when the queue is empty; None -> 500 error body.
     """
 
+    handler = _Handler
+
     def __init__(self, default: Reply | None = None) -> None:
+        super().__init__()
         self.default: Reply | None = default
         self.requests: list[dict[str, Any]] = []
         self._queue: list[Reply] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url: str = ""
 
     # -- scripting -----------------------------------------------------------
     def queue(self, *replies: Reply) -> None:
@@ -261,37 +253,3 @@ class GeminiServer:
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self.requests.append(entry)
-
-    # -- lifecycle -------------------------------------------------------------
-    def start(self) -> GeminiServer:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"GeminiServer:{port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GeminiServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

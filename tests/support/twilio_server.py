@@ -20,12 +20,13 @@ import base64
 import binascii
 import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from tests.support.local_http import LocalHttpServer, OwnedServer
 
 __all__ = ["Reply", "TwilioServer"]
 
@@ -54,7 +55,7 @@ class Reply:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
@@ -120,14 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
         return user, password
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    owner: TwilioServer
-
-
-class TwilioServer:
+class TwilioServer(LocalHttpServer):
     """Context manager: serves on 127.0.0.1 with a free port, stops cleanly.
 
     Attributes:
@@ -138,8 +132,11 @@ class TwilioServer:
         default: reply used when the queue is empty (201, accepted).
     """
 
+    handler = _Handler
+
     def __init__(self, *, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-auth-token",
                  default: Reply | None = None) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.default = default or Reply()
@@ -147,11 +144,6 @@ class TwilioServer:
         self.sids: list[str] = []
         self._queue: list[Reply] = []
         self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url: str = ""
 
     # -- scripting -----------------------------------------------------------
     def queue(self, *replies: Reply) -> None:
@@ -180,37 +172,3 @@ class TwilioServer:
             "status": "queued", "to": form.get("To"),
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
-
-    # -- lifecycle -------------------------------------------------------------
-    def start(self) -> TwilioServer:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        port = httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"TwilioServer:{port}", daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> TwilioServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

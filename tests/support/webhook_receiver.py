@@ -9,12 +9,13 @@ An answer is a status code or HANG (sleep `hang_s`, longer than the client's tim
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.local_http import LocalHttpServer, OwnedServer
 
 HANG = "hang"
 Answer = int | str
@@ -32,7 +33,7 @@ class Received:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: OwnedServer
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle on, each answer would wait ~40 ms for a delayed ACK.
     disable_nagle_algorithm = True
@@ -68,29 +69,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    owner: WebhookReceiver
-
-
-class WebhookReceiver:
+class WebhookReceiver(LocalHttpServer):
     """Context manager: a receiver on 127.0.0.1 at a free port, answering `answers` in turn, then `default`."""
+
+    handler = _Handler
 
     def __init__(self, *answers: Answer, default: Answer = 200, hang_s: float = 5.0, delay_s: float = 0.0,
                  path: str = "/hooks/leadops") -> None:
+        super().__init__()
         self.default = default
         self.hang_s = hang_s
         self.delay_s = delay_s
-        self.path = path
+        self.path = self.url_path = path
         self._answers: list[Answer] = list(answers)
         self._requests: list[Received] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.url = ""
 
     def script(self, *answers: Answer) -> None:
         """Answers the next requests with these, in order."""
@@ -116,32 +108,3 @@ class WebhookReceiver:
         with self._lock:
             self._requests.append(received)
             return self._answers.pop(0) if self._answers else self.default
-
-    def start(self) -> WebhookReceiver:
-        """Starts serving in a thread."""
-        self._stopping.clear()
-        httpd = _Server(("127.0.0.1", 0), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        self.url = f"http://127.0.0.1:{httpd.server_address[1]}{self.path}"
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="WebhookReceiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stops serving and ends any hang at once."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
