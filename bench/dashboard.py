@@ -51,35 +51,39 @@ elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import re  # noqa: E402
 import resource  # noqa: E402
-import secrets  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import streamlit as st  # noqa: E402, TID251 - this drives the UI, as the page tests do
-from sqlalchemy import Engine, delete, event, func, inspect, select, text, update  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, delete, event, inspect, select, text, update  # noqa: E402
 from sqlalchemy.types import DateTime  # noqa: E402
 from streamlit import logger as st_logger  # noqa: E402, TID251
-from streamlit.runtime.pages_manager import PagesManager  # noqa: E402, TID251
-from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E402, TID251
-from streamlit.testing.v1 import AppTest, app_test, local_script_runner  # noqa: E402, TID251
 
-from core import dashboard, day_stats, demo, uow, users  # noqa: E402
-from core.config import Settings, get_settings  # noqa: E402
+from bench._common import (  # noqa: E402
+    add_user,
+    by_label,
+    count_leads,
+    entry_script_every_run,
+    fresh_postgres,
+    one_script_cache,
+    remove_user,
+    run,
+    signed_in,
+    use_database,
+)
+from core import dashboard, day_stats, demo, uow  # noqa: E402
+from core.config import Settings  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import DayStatsState, Lead, LeadStatus, Role  # noqa: E402
-from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, postgres_database  # noqa: E402
+from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable  # noqa: E402
 from db.session import get_engine, make_engine, session_scope  # noqa: E402
 
 TARGET_COLD_MS, TARGET_WARM_MS, TARGET_RSS_MB = 300.0, 50.0, 500.0
@@ -111,16 +115,11 @@ class Case:
     setup: Callable[[Any], None]
 
 
-def _by_label(elements: Any, label: str) -> Any:
-    [element] = [e for e in elements if e.label == label]
-    return element
-
-
 CASES = [
     Case("last 30 days (default)", lambda at: None),
-    Case("last 7 days", lambda at: _by_label(at.selectbox, "Period").select("last_7_days")),
-    Case("last 90 days", lambda at: _by_label(at.selectbox, "Period").select("last_90_days")),
-    Case("last 30 days, source=website", lambda at: _by_label(at.selectbox, "Source").select("website")),
+    Case("last 7 days", lambda at: by_label(at.selectbox, "Period").select("last_7_days")),
+    Case("last 90 days", lambda at: by_label(at.selectbox, "Period").select("last_90_days")),
+    Case("last 30 days, source=website", lambda at: by_label(at.selectbox, "Source").select("website")),
 ]
 
 
@@ -139,54 +138,9 @@ class Timing:
 
 # --- the app under AppTest ----------------------------------------------------------------------------------------
 
-def _use_database(url: str) -> None:
-    """Points the app's settings at `url`; nothing from the shell or a .env (no Gemini, mail or webhooks)."""
-    for name in Settings.model_fields:
-        os.environ.pop(name.upper(), None)
-    os.environ.update(DATABASE_URL=url, GEMINI_API_KEY="", SMTP_HOST="", WEBHOOK_URL="", LEADOPS_API_KEY="",
-                      LEADOPS_TIMEZONE=TIMEZONE)
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-
-
-@contextlib.contextmanager
-def _as_a_server_runs() -> Iterator[None]:
-    """Makes AppTest run scripts as the server does: Home.py on every run (st.navigation then picks the page), and
-    one script cache for the process (AppTest makes a new one per run, so it compiles both scripts every time)."""
-    original = PagesManager.__init__
-    caches = (app_test.ScriptCache, local_script_runner.ScriptCache)
-    shared = ScriptCache()
-
-    def init(self: PagesManager, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False  # what st.navigation sets in a running server
-
-    PagesManager.__init__ = init  # type: ignore[method-assign]
-    app_test.ScriptCache = local_script_runner.ScriptCache = lambda: shared  # type: ignore[assignment,misc]
-    try:
-        yield
-    finally:
-        PagesManager.__init__ = original  # type: ignore[method-assign]
-        app_test.ScriptCache, local_script_runner.ScriptCache = caches  # type: ignore[misc]
-
-
-def _run(at: Any) -> Any:
-    # streamlit-authenticator prints when its cookie component (which AppTest does not run) answers nothing.
-    with contextlib.redirect_stdout(io.StringIO()):
-        at.run()
-    if at.exception:
-        raise RuntimeError(f"the app raised: {at.exception[0].value}")
-    return at
-
-
 def _signed_in_dashboard(username: str, password: str) -> Any:
     """A fresh session that signed in through the form and landed on the Dashboard."""
-    at = _run(AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT_S))
-    _by_label(at.text_input, "Username").input(username)
-    _by_label(at.text_input, "Password").input(password)
-    _by_label(at.button, "Sign in").click()
-    _run(at)
-    _run(at)  # in a browser the cookie component's answer reruns the app right after signing in
+    at = signed_in(username, password, timeout=TIMEOUT_S)
     if [t.value for t in at.title] != ["Dashboard"]:
         raise RuntimeError(f"the dashboard did not open: {[t.value for t in at.title]}, {[e.value for e in at.error]}")
     return at
@@ -261,27 +215,27 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def time_case(case: Case, username: str, password: str, runs: int, engine: Engine) -> Timing:
     at = _signed_in_dashboard(username, password)
     case.setup(at)
-    _run(at)
+    run(at)
     shown = _shown(at)
     st_logger.set_log_level("error")  # outside a server Streamlit warns about the missing runtime at every clear
     for _ in range(WARMUP):
         st.cache_data.clear()
-        _run(at)
+        run(at)
     cold, core = [], []
     with _CoreClock(engine) as clock:
         for _ in range(runs):
             st.cache_data.clear()
             clock.spent = 0.0
             started = time.perf_counter()
-            _run(at)
+            run(at)
             cold.append((time.perf_counter() - started) * 1000)
             core.append(clock.spent * 1000)
         statements = list(clock.statements)
-    _run(at)  # fills the cache again
+    run(at)  # fills the cache again
     warm = []
     for _ in range(runs):
         started = time.perf_counter()
-        _run(at)
+        run(at)
         warm.append((time.perf_counter() - started) * 1000)
     if _shown(at) != shown:
         raise RuntimeError(f"{case.name}: the view changed while timing ({shown!r} -> {_shown(at)!r})")
@@ -298,13 +252,13 @@ def seed(url: str, leads: int, base: int) -> None:
     """Fills `url` up to `leads` leads: core.demo for the first `base`, PostgreSQL copies of them for the rest."""
     engine = make_engine(url)
     try:
-        have = _count(engine)
+        have = count_leads(engine)
         if have < min(leads, base):
             started = time.perf_counter()
             demo.seed(engine=engine, leads=min(leads, base) - have)
             print(f"  core.demo: {min(leads, base) - have:,} leads in {time.perf_counter() - started:.0f} s",
                   file=sys.stderr)
-        have = _count(engine)
+        have = count_leads(engine)
         if have < leads:
             started = time.perf_counter()
             _copy_leads(engine, leads - have)
@@ -354,11 +308,6 @@ def _copy_columns(engine: Engine, table: str, ids: set[str]) -> tuple[str, str]:
     return ", ".join(c["name"] for c in columns), ", ".join(values)
 
 
-def _count(engine: Engine) -> int:
-    with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(Lead)) or 0
-
-
 def _seed_in_child(url: str, leads: int, base: int) -> float:
     """Seeds in a child process, so this process's peak memory is the web process's alone."""
     started = time.perf_counter()
@@ -378,20 +327,6 @@ def _add_indexes(engine: Engine) -> list[str]:
         connection.execute(text("VACUUM ANALYZE leads"))
         connection.execute(text("VACUUM ANALYZE follow_ups"))
     return added
-
-
-def _manager(engine: Engine) -> tuple[str, str]:
-    username, password = f"bench.manager.{secrets.token_hex(3)}", secrets.token_urlsafe(16)
-    with session_scope(engine) as session:
-        users.create(session=session, username=username, password=password, role=Role.MANAGER, name="Bench Manager")
-    return username, password
-
-
-def _remove_user(engine: Engine, username: str) -> None:
-    with session_scope(engine) as session:
-        user = users.get_by_username(session=session, username=username)
-        if user is not None:
-            session.delete(user)
 
 
 def _rss_mb() -> tuple[float, float]:
@@ -433,24 +368,24 @@ def bench_size(url: str, leads: int | None, *, base: int, runs: int, proposed_in
     engine = make_engine(url)
     added = _add_indexes(engine) if proposed_indexes else []
     passes = _summaries(engine, url, use=summaries)
-    count = _count(engine)
+    count = count_leads(engine)
     with engine.connect() as connection:
         version = str(connection.scalar(text("SHOW server_version")))
         settings = {name: str(connection.scalar(text(f"SHOW {name}"))) for name in
                     ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit")}
-    username, password = _manager(engine)
-    _use_database(url)
+    username, password = add_user(engine, Role.MANAGER)
+    use_database(url, LEADOPS_TIMEZONE=TIMEZONE)
     print(f"timing {runs} cold and {runs} warm reruns per view at {count:,} leads", file=sys.stderr)
     timings = []
     try:
-        with _as_a_server_runs():
+        with entry_script_every_run(), one_script_cache():
             for case in CASES:
                 timings.append(time_case(case, username, password, runs, uow.engine()))
                 print(f"  {case.name}: done", file=sys.stderr)
     finally:
         st.cache_data.clear()
         get_engine.cache_clear()
-        _remove_user(engine, username)
+        remove_user(engine, username)
         engine.dispose()
     rss_now, rss_peak = _rss_mb()
     return {"leads": count, "seed_seconds": seed_s, "version": version, "settings": settings, "runs": runs,
@@ -526,13 +461,11 @@ def main(argv: list[str] | None = None) -> int:
                                       proposed_indexes=args.proposed_indexes, summaries=not args.no_summaries))
     else:
         try:
-            with postgres_database(args.pg_admin_url, prefix="leadops_bench", keep=args.keep) as url:
+            with fresh_postgres(args.pg_admin_url, keep=args.keep) as url:
                 for size in sizes:
                     print(f"seeding {size:,} leads", file=sys.stderr)
                     results.append(bench_size(url, size, base=args.base, runs=args.runs,
                                               proposed_indexes=args.proposed_indexes, summaries=not args.no_summaries))
-                if args.keep:
-                    print(f"kept: {make_url(url).render_as_string(hide_password=True)}", file=sys.stderr)
         except PostgresUnavailable as exc:
             print(f"{exc}; nothing was measured", file=sys.stderr)
             return 1

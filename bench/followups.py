@@ -37,10 +37,11 @@ from datetime import timedelta  # noqa: E402
 
 from sqlalchemy import Engine, func, insert, select  # noqa: E402
 
+from bench._common import scratch_databases  # noqa: E402
 from core import followups, sequences  # noqa: E402
 from core.config import Settings  # noqa: E402
 from db.models import Channel, FollowUp, FollowUpStatus, Lead, LeadStatus, Priority, new_id, utcnow  # noqa: E402
-from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, postgres_database, sqlite_database  # noqa: E402
+from db.scratch import DEFAULT_POSTGRES_ADMIN_URL  # noqa: E402
 from db.session import make_engine, session_scope  # noqa: E402
 
 TARGET_PER_S = 100.0
@@ -146,16 +147,8 @@ def main() -> int:
     parser.add_argument("--pg-admin-url", default=DEFAULT_POSTGRES_ADMIN_URL)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results: list[Result] = []
-    if not args.skip_sqlite:
-        with sqlite_database() as url:
-            results.append(run("sqlite", url, args.n))
-    if not args.skip_postgres:
-        try:
-            with postgres_database(args.pg_admin_url, prefix="leadops_bench") as url:
-                results.append(run("postgresql", url, args.n))
-        except PostgresUnavailable as exc:
-            print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+    results = [run(label, url, args.n) for label, url in scratch_databases(
+        sqlite=not args.skip_sqlite, postgres=not args.skip_postgres, pg_admin_url=args.pg_admin_url)]
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:

@@ -35,15 +35,14 @@ from dataclasses import asdict, dataclass  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
-from sqlalchemy import Engine, event, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, event, select, text  # noqa: E402
 
-from core import demo  # noqa: E402
+from bench._common import count_leads, fresh_postgres, seed_demo, server_version  # noqa: E402
 from core import leads as lead_service  # noqa: E402
 from core.leads import LeadFilters, Sort  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Lead, LeadStatus, Priority, User  # noqa: E402
-from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, postgres_database, sqlite_database  # noqa: E402
+from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, sqlite_database  # noqa: E402
 from db.session import make_engine, session_scope  # noqa: E402
 
 TARGET_MS = 50.0
@@ -152,30 +151,9 @@ def main_plan(engine: Engine) -> str:
     return f"{statement}\n{parameters}\n\n{plan}"
 
 
-def _seed(engine: Engine, leads: int) -> float:
-    started = time.perf_counter()
-    live = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if live or done == total or done % max(total // 10, 1) < demo.BATCH:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"{chr(13) if live else ''}  seeding: {done:,}/{total:,} leads ({rate:,.0f}/s)",
-                  end="" if live else "\n", file=sys.stderr, flush=True)
-
-    demo.seed(engine=engine, leads=leads, progress=progress)
-    seconds = time.perf_counter() - started
-    print(f"{chr(13) if live else ''}  seeded {leads:,} leads in {seconds:.1f} s{' ' * 20}", file=sys.stderr)
-    return seconds
-
-
 def _analyze(engine: Engine) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
-
-
-def _count(engine: Engine) -> int:
-    with session_scope(engine) as session:
-        return session.scalar(select(func.count()).select_from(Lead)) or 0
 
 
 def bench_database(label: str, url: str, *, seed_leads: int | None, runs: int) -> dict[str, Any]:
@@ -186,24 +164,17 @@ def bench_database(label: str, url: str, *, seed_leads: int | None, runs: int) -
         if seed_leads:
             print(f"{label}: migrating and seeding", file=sys.stderr)
             upgrade(url)
-            seed_s = _seed(engine, seed_leads)
+            seed_s = seed_demo(engine, seed_leads)
         _analyze(engine)
-        count = _count(engine)
+        count = count_leads(engine)
         print(f"{label}: timing {runs} runs per query at {count:,} leads", file=sys.stderr)
         timings = time_cases(engine, label, runs)
         plan = main_plan(engine)
-        version = _version(engine)
+        version = server_version(engine)
     finally:
         engine.dispose()
     return {"database": label, "version": version, "leads": count, "seed_seconds": seed_s,
             "timings": [asdict(t) for t in timings], "main_plan": plan}
-
-
-def _version(engine: Engine) -> str:
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            return str(connection.scalar(text("SHOW server_version")))
-        return "SQLite " + str(connection.scalar(text("SELECT sqlite_version()")))
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -239,10 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                                       runs=args.runs))
     else:
         try:
-            with postgres_database(args.pg_admin_url, prefix="leadops_bench", keep=args.keep) as url:
+            with fresh_postgres(args.pg_admin_url, keep=args.keep) as url:
                 results.append(bench_database("PostgreSQL", url, seed_leads=args.leads, runs=args.runs))
-                if args.keep:
-                    print(f"kept: {make_url(url).render_as_string(hide_password=True)}", file=sys.stderr)
         except PostgresUnavailable as exc:
             print(f"{exc}; skipping PostgreSQL", file=sys.stderr)
     if args.sqlite:

@@ -40,30 +40,35 @@ elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import streamlit as st  # noqa: E402, TID251 - this drives the UI, as the page tests do
-from sqlalchemy import Engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from streamlit import logger as st_logger  # noqa: E402, TID251
-from streamlit.runtime.pages_manager import PagesManager  # noqa: E402, TID251
-from streamlit.testing.v1 import AppTest  # noqa: E402, TID251
 
-from core import demo, lead_views, users  # noqa: E402
-from core.config import Settings, get_settings  # noqa: E402
+from bench._common import (  # noqa: E402
+    add_user,
+    by_label,
+    count_leads,
+    entry_script_every_run,
+    fresh_postgres,
+    remove_user,
+    run,
+    seed_demo,
+    server_version,
+    signed_in,
+    use_database,
+)
+from core import lead_views  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
-from db.models import Lead, Role  # noqa: E402
-from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable, postgres_database  # noqa: E402
-from db.session import get_engine, make_engine, session_scope  # noqa: E402
+from db.models import Role  # noqa: E402
+from db.scratch import DEFAULT_POSTGRES_ADMIN_URL, PostgresUnavailable  # noqa: E402
+from db.session import get_engine, make_engine  # noqa: E402
 
 TARGET_MS = 300.0
 # Untimed cold runs first: psycopg prepares a statement from its 5th execution and PostgreSQL may switch to a
@@ -92,67 +97,23 @@ class Timing:
     warm_p95_ms: float
 
 
-def _by_label(elements: Any, label: str) -> Any:
-    [element] = [e for e in elements if e.label == label]
-    return element
-
-
 CASES = [
     Case("default (all, by score)", lambda at: None),
-    Case("status=NEW", lambda at: _by_label(at.selectbox, "Status").select("NEW")),
-    Case(f"search '{SEARCH}'", lambda at: _by_label(at.text_input, "Search name, email or company").input(SEARCH)),
-    Case("page 2 (Next pressed)", lambda at: _by_label(at.button, "Next →").click()),
+    Case("status=NEW", lambda at: by_label(at.selectbox, "Status").select("NEW")),
+    Case(f"search '{SEARCH}'", lambda at: by_label(at.text_input, "Search name, email or company").input(SEARCH)),
+    Case("page 2 (Next pressed)", lambda at: by_label(at.button, "Next →").click()),
 ]
 
 
 # --- the app under AppTest ----------------------------------------------------------------------------------------
 
-def _use_database(url: str) -> None:
-    """Points the app's settings at `url`; nothing from the shell or a .env (no Gemini, mail or webhooks)."""
-    for name in Settings.model_fields:
-        os.environ.pop(name.upper(), None)
-    os.environ.update(DATABASE_URL=url, GEMINI_API_KEY="", SMTP_HOST="", WEBHOOK_URL="", LEADOPS_API_KEY="")
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-
-
-@contextlib.contextmanager
-def _entry_script_every_run() -> Iterator[None]:
-    """Makes AppTest run Home.py on every run, as the server does (st.navigation then picks the page)."""
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False  # what st.navigation sets in a running server
-
-    PagesManager.__init__ = init  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        PagesManager.__init__ = original  # type: ignore[method-assign]
-
-
-def _run(at: Any) -> Any:
-    # streamlit-authenticator prints when its cookie component (which AppTest does not run) answers nothing.
-    with contextlib.redirect_stdout(io.StringIO()):
-        at.run()
-    if at.exception:
-        raise RuntimeError(f"the app raised: {at.exception[0].value}")
-    return at
-
-
 def _signed_in_queue(username: str, password: str) -> Any:
     """A fresh session that signed in through the form and opened the lead queue."""
-    at = _run(AppTest.from_file(str(ROOT / "Home.py"), default_timeout=TIMEOUT_S))
-    _by_label(at.text_input, "Username").input(username)
-    _by_label(at.text_input, "Password").input(password)
-    _by_label(at.button, "Sign in").click()
-    _run(at)
-    _run(at)  # in a browser the cookie component's answer reruns the app right after signing in
+    at = signed_in(username, password, timeout=TIMEOUT_S)
     if not any(t.value.startswith("Signed in as ") for t in at.sidebar.text):
         raise RuntimeError(f"sign-in failed: {[e.value for e in at.error]}")
     at.switch_page("pages/queue.py")
-    _run(at)
+    run(at)
     if [t.value for t in at.title] != ["Lead queue"]:
         raise RuntimeError(f"the queue did not open: {[t.value for t in at.title]}")
     return at
@@ -193,27 +154,27 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def time_case(case: Case, username: str, password: str, runs: int) -> Timing:
     at = _signed_in_queue(username, password)
     case.setup(at)
-    _run(at)
+    run(at)
     shown = _shown(at)
     st.cache_data.clear()
     st_logger.set_log_level("error")  # outside a server Streamlit warns about the missing runtime at every clear
     for _ in range(WARMUP):
         st.cache_data.clear()
-        _run(at)
+        run(at)
     cold, query = [], []
     with _QueryClock() as clock:
         for _ in range(runs):
             st.cache_data.clear()
             clock.spent = 0.0
             started = time.perf_counter()
-            _run(at)
+            run(at)
             cold.append((time.perf_counter() - started) * 1000)
             query.append(clock.spent * 1000)
-    _run(at)  # fills the cache again
+    run(at)  # fills the cache again
     warm = []
     for _ in range(runs):
         started = time.perf_counter()
-        _run(at)
+        run(at)
         warm.append((time.perf_counter() - started) * 1000)
     if _shown(at) != shown:
         raise RuntimeError(f"{case.name}: the view changed while timing ({shown!r} -> {_shown(at)!r})")
@@ -224,22 +185,6 @@ def time_case(case: Case, username: str, password: str, runs: int) -> Timing:
 
 # --- the database -------------------------------------------------------------------------------------------------
 
-def _seed(engine: Engine, leads: int) -> float:
-    started = time.perf_counter()
-    live = sys.stderr.isatty()
-
-    def progress(done: int, total: int) -> None:
-        if live or done == total or done % max(total // 10, 1) < demo.BATCH:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"{chr(13) if live else ''}  seeding: {done:,}/{total:,} leads ({rate:,.0f}/s)",
-                  end="" if live else "\n", file=sys.stderr, flush=True)
-
-    demo.seed(engine=engine, leads=leads, progress=progress)
-    seconds = time.perf_counter() - started
-    print(f"{chr(13) if live else ''}  seeded {leads:,} leads in {seconds:.1f} s{' ' * 20}", file=sys.stderr)
-    return seconds
-
-
 def _prepare(url: str, seed_leads: int | None) -> dict[str, Any]:
     """Migrates and seeds (unless told not to), runs ANALYZE and adds the admin the benchmark signs in as."""
     engine = make_engine(url)
@@ -248,30 +193,22 @@ def _prepare(url: str, seed_leads: int | None) -> dict[str, Any]:
         if seed_leads:
             print("migrating and seeding", file=sys.stderr)
             upgrade(url)
-            seed_s = _seed(engine, seed_leads)
+            seed_s = seed_demo(engine, seed_leads)
         if engine.dialect.name == "postgresql":
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 connection.execute(text("ANALYZE"))
-        username, password = f"bench.admin.{secrets.token_hex(3)}", secrets.token_urlsafe(16)
-        with session_scope(engine) as session:
-            users.create(session=session, username=username, password=password, role=Role.ADMIN, name="Bench Admin")
-            leads = session.scalar(select(func.count()).select_from(Lead)) or 0
-        with engine.connect() as connection:
-            version = (str(connection.scalar(text("SHOW server_version"))) if engine.dialect.name == "postgresql"
-                       else "SQLite " + str(connection.scalar(text("SELECT sqlite_version()"))))
+        username, password = add_user(engine, Role.ADMIN)
+        leads = count_leads(engine)
+        version = server_version(engine)
     finally:
         engine.dispose()
     return {"leads": leads, "seed_seconds": seed_s, "version": version, "username": username, "password": password}
 
 
 def _remove_user(url: str, username: str) -> None:
-    """Deletes the benchmark's admin again (it matters with --url: the database stays)."""
     engine = make_engine(url)
     try:
-        with session_scope(engine) as session:
-            user = users.get_by_username(session=session, username=username)
-            if user is not None:
-                session.delete(user)
+        remove_user(engine, username)
     finally:
         engine.dispose()
 
@@ -280,13 +217,13 @@ def bench(url: str, *, seed_leads: int | None, runs: int) -> dict[str, Any]:
     """Prepares the database, then times every case through AppTest."""
     st_logger.set_log_level("error")
     prepared = _prepare(url, seed_leads)
-    _use_database(url)
+    use_database(url)
     label = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
     print(f"{label}: timing {runs} cold and {runs} warm reruns per view at {prepared['leads']:,} leads",
           file=sys.stderr)
     timings = []
     try:
-        with _entry_script_every_run():
+        with entry_script_every_run():
             for case in CASES:
                 timings.append(time_case(case, prepared["username"], prepared["password"], runs))
                 print(f"  {case.name}: done", file=sys.stderr)
@@ -332,10 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         result = bench(args.url, seed_leads=None if args.no_seed else args.leads, runs=args.runs)
     else:
         try:
-            with postgres_database(args.pg_admin_url, prefix="leadops_bench", keep=args.keep) as url:
+            with fresh_postgres(args.pg_admin_url, keep=args.keep) as url:
                 result = bench(url, seed_leads=args.leads, runs=args.runs)
-                if args.keep:
-                    print(f"kept: {make_url(url).render_as_string(hide_password=True)}", file=sys.stderr)
         except PostgresUnavailable as exc:
             print(f"{exc}; nothing was measured", file=sys.stderr)
             return 1

@@ -172,7 +172,6 @@ class DashboardData:
     summaries_until: datetime | None = None
     summarised_at: datetime | None = None  # when the `dashboard` job last brought those summaries up to date
 
-
     @property
     def is_empty(self) -> bool:
         """True when no lead matches the filters at all (not only in this period)."""
@@ -288,23 +287,18 @@ def _response_below(created: Any, contacted: Any, seconds: int, *, inclusive: bo
 # --- the queries -----------------------------------------------------------------------------------------------
 
 
-def _lead_conditions(filters: DashboardFilters) -> list[ColumnElement[bool]]:
+def _lead_conditions(filters: DashboardFilters, table: Any = Lead) -> list[ColumnElement[bool]]:
+    """The filters on the leads, or on a daily summary (which keeps each lead's source and assignee)."""
     conditions = []
     if filters.source:
-        conditions.append(Lead.source == filters.source)
+        conditions.append(table.source == filters.source)
     if filters.assignee_id:
-        conditions.append(Lead.assignee_id == filters.assignee_id)
+        conditions.append(table.assignee_id == filters.assignee_id)
     return conditions
 
 
 def _within(column: Any, period: Period) -> ColumnElement[bool]:
     return and_(column >= period.start, column < period.end)
-
-
-def _span(first: Period, second: Period) -> tuple[datetime, datetime]:
-    """From the earlier start to the later end, as UTC instants (Python compares same-zone datetimes by wall clock)."""
-    return (min(first.start.astimezone(UTC), second.start.astimezone(UTC)),
-            max(first.end.astimezone(UTC), second.end.astimezone(UTC)))
 
 
 _PREVIOUS, _BETWEEN = -1, -2  # day keys of the previous period's leads, and of any gap between the two periods
@@ -394,10 +388,10 @@ def _lead_rows(period: Period, previous: Period, filters: DashboardFilters, days
     if split.days:
         s, origin = LeadDayStats, days[0].toordinal()
         day = case((s.day < origin, literal(_PREVIOUS, Integer())), else_=s.day - origin)
-        conditions = [s.assignee_id == filters.assignee_id] if filters.assignee_id else []
         parts.append(select(day.label("day"), s.source, s.priority, s.status, s.band, s.response,
                             s.leads.label("n"), s.score_sum.label("score"))
-                     .where(_in_days(s.day, split.days), *conditions))
+                     .where(_in_days(s.day, split.days),
+                            *_lead_conditions(DashboardFilters(assignee_id=filters.assignee_id), s)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
 
@@ -487,11 +481,10 @@ def _follow_up_figures(session: Session, period: Period, previous: Period, filte
                   live([FollowUpStatus.FAILED, FollowUpStatus.CANCELLED], FollowUp.updated_at)]
     if split.days:
         s = FollowUpDayStats
-        conditions = [*([s.source == filters.source] if filters.source else []),
-                      *([s.assignee_id == filters.assignee_id] if filters.assignee_id else [])]
         parts.append(select(s.channel, s.number, s.status, func.sum(s.count).filter(s.day >= origin).label("cur"),
                             func.sum(s.count).filter(s.day < origin).label("prev"))
-                     .where(_in_days(s.day, split.days), *conditions).group_by(s.channel, s.number, s.status))
+                     .where(_in_days(s.day, split.days), *_lead_conditions(filters, s))
+                     .group_by(s.channel, s.number, s.status))
     counts: dict[tuple[Channel, int, FollowUpStatus], dict[str, int]] = {}
     for r in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
         figures = counts.setdefault((Channel(r.channel), r.number, FollowUpStatus(r.status)), {"cur": 0, "prev": 0})
@@ -520,15 +513,13 @@ def _kpis(leads: dict[str, Any], follow_ups: dict[FollowUpStatus, int]) -> Kpis:
 def _pipeline(session: Session, filters: DashboardFilters, cutoff: datetime | None,
               zone: ZoneInfo) -> dict[str, int]:
     """Every lead matching the filters by status now: the summarised days from the summaries, the rest counted."""
-    live = select(Lead.status.label("status"), func.count().label("n")).where(*_lead_conditions(filters))
+    live = (select(Lead.status.label("status"), func.count().label("n")).where(*_lead_conditions(filters))
+            .group_by(Lead.status))
     parts = [live.where(Lead.created_at >= cutoff) if cutoff is not None else live]
     if cutoff is not None:
         s = LeadDayStats
-        conditions = [*([s.source == filters.source] if filters.source else []),
-                      *([s.assignee_id == filters.assignee_id] if filters.assignee_id else [])]
         parts.append(select(s.status, func.sum(s.leads)).where(s.day < cutoff.astimezone(zone).date().toordinal(),
-                                                               *conditions).group_by(s.status))
-    parts[0] = parts[0].group_by(Lead.status)
+                                                               *_lead_conditions(filters, s)).group_by(s.status))
     counts: dict[LeadStatus, int] = defaultdict(int)
     for status, n in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
         counts[LeadStatus(status)] += int(n or 0)

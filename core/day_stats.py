@@ -81,12 +81,13 @@ def refresh(*, session: Session, timezone: str, now: datetime | None = None,
         days: list[date] = []
     elif rebuild:
         session.execute(delete(DayStatsDirty))
-        days = [span[0] + timedelta(days=i) for i in range((span[1] - span[0]).days + 1)]
+        days = _every_day(*span)
     else:
         days = _changed_days(session, state.changes_since - MARGIN, span, zone)
     if days:
-        _summarise_leads(session, _Days(_runs(days), zone))
-        _summarise_follow_ups(session, _Days(_runs(days), zone))
+        counted = _Days(_runs(days), zone)
+        _summarise_leads(session, counted)
+        _summarise_follow_ups(session, counted)
     if rebuild and span is not None:  # days outside the span hold nothing any more
         for table in (LeadDayStats, FollowUpDayStats):
             session.execute(delete(table).where(~table.day.between(span[0].toordinal(), span[1].toordinal())))
@@ -156,17 +157,19 @@ def _changed_days(session: Session, since: datetime, span: tuple[date, date], zo
         select(FollowUp.sent_at).where(FollowUp.updated_at >= since, FollowUp.status.in_(_SENT)),
         select(FollowUp.updated_at).where(FollowUp.updated_at >= since, FollowUp.status.in_(_CHANGED)),
     ).subquery()
-    days = [span[0] + timedelta(days=i) for i in range((span[1] - span[0]).days + 1)]
+    days = _every_day(*span)
     index = dashboard.day_index(moments.c.at, days, zone).label("day")
     start, end = _bounds(days[0], days[-1], zone)
     positions = session.scalars(select(index).where(moments.c.at >= start, moments.c.at < end).distinct()).all()
     found = {days[int(i)] for i in positions}
-    # The marks read here are the ones deleted: a mark committed meanwhile waits for the next pass.
-    marks = session.execute(select(DayStatsDirty.id, DayStatsDirty.at)).all()
-    found |= {at.astimezone(zone).date() for _, at in marks}
-    for start_ in range(0, len(marks), 500):
-        session.execute(delete(DayStatsDirty).where(DayStatsDirty.id.in_([i for i, _ in marks[start_:start_ + 500]])))
+    # The marks read here are the ones deleted (one statement): a mark committed meanwhile waits for the next pass.
+    marks = session.scalars(delete(DayStatsDirty).returning(DayStatsDirty.at)).all()
+    found |= {at.astimezone(zone).date() for at in marks}
     return sorted(found)
+
+
+def _every_day(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:
@@ -201,9 +204,8 @@ class _Days:
 
     def day_of(self, column: Any) -> ColumnElement[int]:
         """The local day (date ordinal) of an instant within the runs."""
-        first, last = self.runs[0][0], self.runs[-1][1]
-        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        return literal(first.toordinal(), Integer()) + dashboard.day_index(column, days, self.zone)
+        days = _every_day(self.runs[0][0], self.runs[-1][1])
+        return literal(days[0].toordinal(), Integer()) + dashboard.day_index(column, days, self.zone)
 
 
 def _summarise_leads(session: Session, days: _Days) -> None:

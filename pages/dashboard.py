@@ -71,9 +71,10 @@ local = data.period.start.tzinfo
 freshness = f"figures as of {data.computed_at.astimezone(local):%H:%M}"
 if data.summarised_at is not None:
     # Earlier days come from the jobs process's daily summaries: say how fresh they are.
-    freshness = (f"today's figures as of {data.computed_at.astimezone(local):%H:%M}, earlier days' as of "
-                 f"{data.summarised_at.astimezone(local):%a %H:%M} (the jobs process brings them up to date every "
-                 f"minute)")
+    computed, summarised = data.computed_at.astimezone(local), data.summarised_at.astimezone(local)
+    when = f"{summarised:%H:%M}" if summarised.date() == computed.date() else f"{summarised:%a %d %b %H:%M}"
+    freshness = (f"today's figures as of {computed:%H:%M}, earlier days' as of {when} (the jobs process brings "
+                 f"them up to date every minute)")
 st.caption(f"{data.period.label}, compared with {data.previous_period.label}. Days in {timezone}; {freshness}.")
 now, before = data.current, data.previous
 kpis = st.columns(4)

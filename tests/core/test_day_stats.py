@@ -16,7 +16,7 @@ from core import dashboard as dashboard_service
 from core import day_stats, duplicates, followups, leads
 from core.dashboard import DashboardFilters, period_for
 from core.schemas import LeadUpdate
-from db.models import FollowUp, FollowUpStatus, Lead, LeadDayStats, LeadStatus, Priority
+from db.models import DayStatsDirty, FollowUp, FollowUpStatus, Lead, LeadDayStats, LeadStatus, Priority
 from db.session import session_scope
 from jobs import registry
 from tests.core.test_dashboard import FOLLOW_UPS, LEADS, NEW_YORK, NOW, add_leads, user_id
@@ -99,6 +99,20 @@ def test_deleted_merged_and_retried_rows_leave_the_summaries(engine, known):
     assert data.current.new_leads == 6  # 8, less H deleted and E merged into C
     # B's SMS was queued again; E's email, moved to C, still failed on Sun 1 Nov.
     assert data.current.followups_failed == 1
+    assert_summaries_agree(engine)
+
+
+def test_a_pass_uses_up_the_marked_days(engine, known):
+    refresh(engine)
+    with session_scope(engine) as session:
+        leads.delete(session=session, lead_id=known["H"], actor="maria")  # lost, Fri 30 Oct
+        assert session.scalar(select(func.count()).select_from(DayStatsDirty))
+
+    assert refresh(engine).days >= 1  # at least H's arrival day, counted again
+
+    with session_scope(engine) as session:
+        assert session.scalar(select(func.count()).select_from(DayStatsDirty)) == 0
+    assert refresh(engine).days == 0  # nothing changed since
     assert_summaries_agree(engine)
 
 
