@@ -152,3 +152,23 @@ def assign(db: AppDb, lead_id: str, username: str | None) -> None:
         lead = lead_service.get_or_raise(session=session, lead_id=lead_id)
         lead_service.update(session=session, lead=lead, changes=schemas.parse_update({"assignee": username}),
                             actor="test")
+
+
+# --- reading and driving an AppTest page ----------------------------------------------------------------------------
+
+def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
+    """What the elements show, as text."""
+    return [str(e.value) for e in elements]
+
+
+def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element list and one of its widgets
+    """The one widget with this label (fails, listing the labels there are, when there is none or several)."""
+    matches = [e for e in elements if e.label == label]
+    assert len(matches) == 1, f"{len(matches)} widgets labelled {label!r}: {[e.label for e in elements]}"
+    return matches[0]
+
+
+def click(at: AppTest, label: str) -> AppTest:
+    """Presses the one button with this label and runs the script again."""
+    by_label(at.button, label).click()
+    return at.run()

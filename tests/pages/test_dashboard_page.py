@@ -12,22 +12,13 @@ from streamlit.testing.v1 import AppTest
 from core import day_stats
 from core.config import get_settings
 from db.models import Lead
-from tests.pages.conftest import REFUSED, open_page
+from tests.pages.conftest import REFUSED, by_label, open_page, values
 
 EMPTY = "No leads yet."
 
 
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [str(e.value) for e in elements]
-
-
 def metric(at: AppTest, label: str) -> str:
     [found] = [m.value for m in at.metric if m.label == label]
-    return found
-
-
-def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element list and one of its widgets
-    [found] = [e for e in elements if e.label == label]
     return found
 
 

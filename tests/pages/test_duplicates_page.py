@@ -6,26 +6,15 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import Activity, ActivityKind, DuplicateCandidate, Lead
-from tests.pages.conftest import AppDb, open_page
+from tests.pages.conftest import AppDb, click, open_page, values
 
 PAGE = "pages/lead.py"
 MERGE, DISMISS, CONFIRM = "Merge into this lead", "Not a duplicate", "Yes, merge"
 XSS_NAME = "<img src=x onerror=alert(1)><b>bold</b>"
 
 
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [str(e.value) for e in elements]
-
-
 def labels(at: AppTest) -> list[str]:
     return [b.label for b in at.button]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    matches = [b for b in at.button if b.label == label]
-    assert len(matches) == 1, f"{len(matches)} buttons labelled {label!r}: {labels(at)}"
-    matches[0].click()
-    return at.run()
 
 
 def stored_lead(db: AppDb, lead_id: str) -> Lead | None:

@@ -11,25 +11,10 @@ from streamlit.testing.v1 import AppTest
 
 from core import sequences
 from db.models import Activity, FollowUp, FollowUpStatus, Priority, WorkflowLog, utcnow
-from tests.pages.conftest import REFUSED, AppDb, open_page
+from tests.pages.conftest import REFUSED, AppDb, by_label, click, open_page, values
 
 PAGE = "pages/followups.py"
 XSS_NAME = "<img src=x onerror=alert(1)><b>bold</b>"
-
-
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [str(e.value) for e in elements]
-
-
-def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element list and one of its widgets
-    matches = [e for e in elements if e.label == label]
-    assert len(matches) == 1, f"{len(matches)} widgets labelled {label!r}: {[e.label for e in elements]}"
-    return matches[0]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    by_label(at.button, label).click()
-    return at.run()
 
 
 def tab(at: AppTest, label: str):  # noqa: ANN201 - an AppTest Tab

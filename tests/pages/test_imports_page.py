@@ -10,7 +10,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.models import ImportBatch, Lead, LeadStatus
-from tests.pages.conftest import REFUSED, AppDb, open_page
+from tests.pages.conftest import REFUSED, AppDb, by_label, click, open_page, values
 
 PAGE = "pages/imports.py"
 
@@ -28,21 +28,6 @@ CRM = csv_file([
      "Select"],
     ["No Address", "not-an-address", "Something.", "", "APAC"],
 ])
-
-
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [str(e.value) for e in elements]
-
-
-def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element list and one of its widgets
-    matches = [e for e in elements if e.label == label]
-    assert len(matches) == 1, f"{len(matches)} widgets labelled {label!r}: {[e.label for e in elements]}"
-    return matches[0]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    by_label(at.button, label).click()
-    return at.run()
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:

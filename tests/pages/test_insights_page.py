@@ -12,15 +12,11 @@ from core import insights
 from core.config import get_settings
 from db.models import InsightPeriod, InsightReport
 from db.session import get_engine
-from tests.pages.conftest import REFUSED, AppDb, open_page
+from tests.pages.conftest import REFUSED, AppDb, open_page, values
 from tests.support.factories import make_lead
 
 PAGE = "pages/insights.py"
 XSS = "<img src=x onerror=alert(1)> **Call** [now](http://evil.test)"
-
-
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [str(e.value) for e in elements]
 
 
 def labels(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list

@@ -14,31 +14,19 @@ from db.models import Lead
 from tests.pages.conftest import (
     REFUSED,
     assign,
+    by_label,
+    click,
     new_app,
     open_page,
     password_of,
     shows_sign_in_form,
     signed_in_as,
     submit_sign_in,
+    values,
 )
 
 XSS_NAME = "<img src=x onerror=alert(1)><b>bold</b>"
 XSS_MESSAGE = "[click](http://evil.test) **x** — we need a booking portal for our clinics."
-
-
-def values(elements) -> list[str]:  # noqa: ANN001 - an AppTest element list
-    return [e.value for e in elements]
-
-
-def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element list and one of its widgets
-    matches = [e for e in elements if e.label == label]
-    assert len(matches) == 1, f"{len(matches)} widgets labelled {label!r}: {[e.label for e in elements]}"
-    return matches[0]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    by_label(at.button, label).click()
-    return at.run()
 
 
 def refused(at: AppTest) -> bool:
@@ -539,7 +527,6 @@ def test_the_right_current_password_changes_it(app_db, signed_in):
     assert not users.verify_password(password_of("sam"), stored)
     # and the new one signs in
     assert signed_in_as(submit_sign_in(new_app(), "sam", "a brand new secret")) == "sam"
-
 
 
 def test_imported_attributes_are_listed_on_the_lead_as_plain_text(app_db, signed_in, add_lead):
