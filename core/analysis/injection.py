@@ -11,6 +11,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("addresses the AI", re.compile(
         r"\b(if an ai is reading|note (for|to) (your|the) (ai|assistant|model|bot)|instruction to the [\w -]*model|"
         r"(dear|hey|attention) (ai|chatgpt|gemini|assistant|model)|as an ai(,| (language )?model\b| assistant\b)|"
+        r"\bai instructions?\b|instructions? (for|to) (the |any )?(ai|assistant|model|bot|llm)\b|"
+        r"note (for|to) (the |any )?(automated|ai|llm)[\w -]{0,30}\b(screen\w*|review\w*|scor\w*|filter\w*)|"
+        r"if you use (chatgpt|gpt|gemini|claude|an? ai|an? llm)[^.\n]{0,40}\btell (it|them)\b|"
         # Role-play only when the role is an AI's: "act as a bridge", "you are now on our shortlist" are ordinary.
         r"(you are now|act as|pretend to be) (an? |the )?([\w-]+ ){0,2}"
         r"(ai|assistant|model|bot|scorer|grader|qualifier)\b)",
@@ -22,6 +25,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(\s*((this|it|me|us|the|my|lead|request|message|inquiry|enquiry|submission|one|as|to|with|at|priority|"
         r"score|\d{1,3})\b|[:=\"',])){0,8}"
         r"\s*((high|hot)\b|(100|9\d)\b(?!\s*(%|percent|k\b|,000|(?!high|hot|priority|points?)[a-z])))", re.I)),
+    ("dictates its own score", re.compile(
+        r"\b(assign|give|award|output|return)\s+(it |this( lead)? |me |us |the lead )?(an? )?(priority|score|rating)"
+        r"\s*(of |to |as |[:=] ?)?(100|9\d|high|hot)\b", re.I)),
     # A verdict is 0-100: "minimum credit score: 650" in a lending app's requirements is not one.
     ("fake verdict", re.compile(r"[\"']?\b(score|priority)[\"']?\s*[:=]\s*[\"']?(100|\d{2}|high|medium|low)\b",
                                 re.I)),

@@ -12,6 +12,8 @@ from core.profile import BusinessProfile, ScoringConfig
 from db.models import Priority
 
 BASE_SCORE = 30
+# A stated budget this many times the business's large project ("9999999", "$100M" on a one-line ask) is noise.
+IMPLAUSIBLE_BUDGET_FACTOR = 50
 
 FREE_MAIL = frozenset("""gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr ymail.com hotmail.com hotmail.co.uk
 hotmail.fr outlook.com live.com msn.com aol.com icloud.com me.com mac.com proton.me protonmail.com gmx.com gmx.de
@@ -25,6 +27,7 @@ def _any(*alternatives: str, boundary: bool = True) -> re.Pattern[str]:
 
 
 _URL = re.compile(r"(https?://|www\.)\S+", re.I)
+_URL_HOST = re.compile(r"(?:https?://)?(?:www\.)?([^/\s\"'<>:?#]+)", re.I)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 # Words that name a concrete deliverable, integration or constraint: the more a message has, the clearer its scope.
@@ -43,6 +46,9 @@ _SCOPE_TERMS = _any(
     "workflow", "accessibility", "wcag", "hipaa", "gdpr", "soc ?2", "compliance", "encryption", "figma", "designs?",
     "mvp", "pilot", "phase", "cms", "wordpress", "theme", "plugin", "agendamento", "lembretes", "relatórios",
     "prontuário", "tienda", "pago", "integrad[ao]", "onlineshop", "zahlung", "bestellungen", "vorbestellungen",
+    r"\w*portal", r"\w*upload", r"\w*erinnerung\w*", "anbindung", r"schnittstelle\w*", "datev", r"buchung\w*",
+    "termine", "rechnungen", "reservas?", "facturaci[oó]n", "inventario", "citas", "r[ée]servations?",
+    "paiements?", "facturation", "prenotazion[ei]", "pagamenti", "fatturazione", "koppeling", "facturatie",
 )
 
 # Sizes of an organisation or a user base: "14 restaurants", "~3k users", "140 staff", "$1.4B credit union".
@@ -76,7 +82,7 @@ _TIMELINE_WHEN = (
     r"nov\w*", r"dec\w*", "q[1-4]", "spring", "summer", "autumn", "fall", "winter", "christmas", "navidad",
     "black friday", "ramadan", "season", "week", "weeks", "month", "months", "quarter", "trimestre", "year-end",
     "end of", r"\d{1,2}(st|nd|rd|th)?", r"\d{4}", "september", "septiembre", "setembro", "junio", "junho", "janeiro",
-    "enero", "tomorrow", "today",
+    "enero", "tomorrow", "today", "monday", "tuesday", "wednesday", "thursday", "friday",
 )
 _TIMELINE = re.compile(rf"\b({'|'.join(_TIMELINE_VERBS)})\b[^.!?\n]{{0,60}}\b({'|'.join(_TIMELINE_WHEN)})\b", re.I)
 _URGENT = _any(
@@ -84,9 +90,10 @@ _URGENT = _any(
     "hard deadline", "must (ship|be live|go live)", "must sunset", "in (two|2|three|3|four|4) weeks",
     r"in \d+[–-]\d+ weeks", "within (30|60) days", "kick ?off in", "start (in two weeks|next month|this month)",
     "today under nda", "la próxima semana", "próxima semana", "diese woche",
+    "(can|could) you start (on )?(monday|tuesday|wednesday|thursday|friday|tomorrow|next week|this week)",
 )
 _NO_RUSH = re.compile(r"\b(no rush|not in a hurry|no hurry|no fixed (date|deadline)|sometime next year|"
-                      r"not sure (on|about)? ?(budget or )?timing|noch nicht|no timeline|einen festen termin haben wir "
+                      r"not sure (on|about)? ?(budget or )?timing|no timeline|einen festen termin haben wir "
                       r"noch nicht|no deadline)\b", re.I)
 
 _COMMITMENT = re.compile(r"\b(approved|signed[- ]off|committed|commit \$|earmarked|allocated|allocates|set aside|"
@@ -98,6 +105,8 @@ _VAGUE = re.compile(r"\b(" + "|".join((
     "how much (would|does|will) it cost", r"how much\??$", "an? (app|site) like", "like uber", "uber (for|but)",
     "instagram", "tiktok", "capabilities statement", "rate card", "your guidance on what to build", "combien",
     "idée d'application", "idea for an app", "million dollar idea",
+    "(haven't|have not|not yet) decided what", "still figuring out", "could be either", r"maybe [^.?!\n]{3,60}, maybe",
+    "no idea what (we|to)", "(don't|do not) know (yet )?what (we|to)",
 )) + ")", re.I)
 _BIG_IDEA = _any(
     "like uber", "uber clone", "exactly like uber", "marketplace", "social (app|network)", "instagram", "tiktok",
@@ -105,11 +114,14 @@ _BIG_IDEA = _any(
 )
 
 _SPAM = _any(
-    "bonus", "casino", "jackpot", "lottery", "crypto signals?", "pump", "viagra", "cialis", "cheap meds",
+    "bonus", "casino", "jackpot", "(won|win) (the|a|our) lottery", "lottery (winner|prize|jackpot)",
+    "crypto signals?", "pump", "viagra", "cialis", "cheap meds",
     "pharmacy online", "make money", r"earn \$", "work from home", "free money", "winner", "click here",
     "limited offer", "act now", "100% free", "confirm your (details|account)", "account will be suspended",
     "verify your account", r"payment of \$[\d,]+ is pending", "unsubscribe", "seo errors", "page 1 of google",
-    "first page of google", "guaranteed (ranking|results)", "backlinks",
+    "first page of google", "guaranteed (ranking|results)", "backlinks", "final notice", "renew now",
+    "last reminder", r"(domain|listing) (registration )?(will )?expir\w*", "search[- ]engine (listing|submission)",
+    "amount due",
 )
 _VENDOR = _any(
     "we (offer|provide|can bring you|can help you (rank|grow)|specialize in providing)",
@@ -117,6 +129,9 @@ _VENDOR = _any(
     r"outsourc\w*", "staff augmentation", "agencies like yours", "partnership",
     r"our (packages|services|team of \d+)", r"\d+\+? (member|developer|people) (development )?team",
     "we checked your website", "scale your delivery", "per hour rates?", r"(at|from) \$\d+\s*/\s*(h|hr|hour)",
+    r"(agency|reseller|affiliate) partner program\w*", r"(reseller|affiliate) program\w* for (agencies|you)",
+    "revenue share for", "co-marketing",
+    "for every client you (bring|refer)", "would you like to (join|become)",
 )
 _JOB_SEEKER = _any(
     "(my|attached|see my) (cv|resume|résumé|portfolio)", "cv and portfolio", "join your team", "hire me",
@@ -129,7 +144,8 @@ _STUDENT = _any(
     "university project", "college project", "school project", "student project", "for my class",
     "final year project",
 )
-_FREE_WORK = re.compile(r"\b(for free|free of charge|no budget|unpaid|equity only|for exposure|0 \(student)\b", re.I)
+_FREE_WORK = re.compile(r"\b(for free|free of charge|no budget(?! (yet|set|decided|defined|approved))|unpaid|"
+                        r"equity only|for exposure|0 \(student)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -150,9 +166,16 @@ def _signals(lead: LeadFacts) -> _Signals:
     domain = lead.email.rsplit("@", 1)[-1].lower()
     budget = lead.parsed_budget
     usd = budget.usd() if budget else None
-    return _Signals(text=text, words=_WORD.findall(lead.message), links=len(_URL.findall(text)), domain=domain,
+    return _Signals(text=text, words=_WORD.findall(lead.message), links=_foreign_links(text, domain), domain=domain,
                     free_mail=domain in FREE_MAIL, usd=float(usd) if usd is not None else None,
                     period=budget.period if budget else None)
+
+
+def _foreign_links(text: str, own_domain: str) -> int:
+    """Links to other sites: a sender's link to their own website (a signature) is not link stuffing."""
+    hosts = (_URL_HOST.match(m.group(0)) for m in _URL.finditer(text))
+    return sum(1 for h in hosts if not h or not (h.group(1).lower() == own_domain
+                                                 or h.group(1).lower().endswith("." + own_domain)))
 
 
 def _budget(lead: LeadFacts, s: _Signals, p: BusinessProfile) -> Factor:
@@ -164,6 +187,8 @@ def _budget(lead: LeadFacts, s: _Signals, p: BusinessProfile) -> Factor:
             return Factor(name="budget", impact=14, detail="budget approved but no amount given")
         return Factor(name="budget", impact=0, detail="no budget amount stated")
     usd = s.usd
+    if usd > IMPLAUSIBLE_BUDGET_FACTOR * p.large_budget:
+        return Factor(name="budget", impact=0, detail=f"{lead.budget}: not a believable project budget"[:200])
     if usd >= p.large_budget:
         impact = 30
     elif usd >= p.target_budget:
