@@ -12,6 +12,8 @@ COOKIE_NAME = "leadops_session"
 # The widget's cookie cannot be revoked and is readable by scripts: keep it short-lived, and re-check the user in
 # the database on every rerun (below), so a disabled user is out at once.
 COOKIE_DAYS = 0.5
+SIGN_IN_FIELDS = {"Form name": "Sign in to LeadOps", "Username": "Username", "Password": "Password",
+                  "Login": "Sign in"}
 
 # Admins, managers and viewers land on the Dashboard; staff, whose menu lacks it, on their menu's first page (What
 # needs doing): st.navigation opens the first page it is given when none of them is the default.
@@ -54,10 +56,14 @@ def _authenticator() -> stauth.Authenticate:
 def _sign_in(authenticator: stauth.Authenticate) -> dict | None:
     """The signed-in user as re-read from the database, or None after drawing the sign-in form."""
     try:
-        authenticator.login(location="main", fields={"Form name": "Sign in to LeadOps", "Username": "Username",
-                                                     "Password": "Password", "Login": "Sign in"})
-    except LoginError as exc:
-        st.error(str(exc))
+        authenticator.login(location="main", fields=SIGN_IN_FIELDS)
+    except LoginError:
+        # Raised only for a still-valid cookie whose user is no longer active (disabled or deleted): forget the
+        # cookie and show the form, so this browser is not stuck until the cookie expires.
+        authenticator.cookie_controller.delete_cookie()
+        st.session_state["logout"] = True  # the widget then ignores the cookie for the rest of this session
+        st.warning("Your account is no longer active. Ask an admin if this is a mistake.")
+        authenticator.login(location="main", fields=SIGN_IN_FIELDS)
     status = st.session_state.get("authentication_status")
     if status is False:
         st.error(st.session_state.get("login_message") or "Wrong username or password.")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+from streamlit_authenticator.models.cookie_model import CookieModel
 
 from core import audit, users
 from db.models import Lead
@@ -112,6 +114,27 @@ def test_a_user_disabled_while_signed_in_is_signed_out_on_the_next_rerun(app_db,
     at.run()
     assert shows_sign_in_form(at)
     assert signed_in_as(at) is None
+
+
+def test_a_browser_holding_a_disabled_users_cookie_gets_the_sign_in_form(app_db, monkeypatch):
+    # A new session in a browser that still holds sam's signed cookie (valid for hours) after an admin disabled sam.
+    with app_db.session() as session:
+        users.set_disabled(session=session, user_id=app_db.user("sam").id, disabled=True, actor="ada")
+    # As the widget's own get_cookie: nothing once the session has signed out.
+    cookie = {"username": "sam", "exp_date": time.time() + 3600}
+    monkeypatch.setattr(CookieModel, "get_cookie", lambda self: None if st.session_state.get("logout") else cookie)
+    deleted: list[bool] = []
+    monkeypatch.setattr(CookieModel, "delete_cookie", lambda self: deleted.append(True))
+
+    at = new_app()
+
+    assert not at.exception
+    assert any("no longer active" in w for w in values(at.warning)), values(at.warning)
+    assert shows_sign_in_form(at) and signed_in_as(at) is None
+    assert deleted  # the browser is told to forget the cookie
+    # Someone else can sign in on that browser.
+    submit_sign_in(at, "max", password_of("max"))
+    assert signed_in_as(at) == "max"
 
 
 def test_a_page_asked_for_directly_rechecks_the_user_too(app_db, signed_in):
