@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.errors import FieldError, ValidationFailed
 from core.profile import BusinessProfile, ScoringConfig
 from db.models import AppSetting
 from db.session import session_scope
@@ -87,9 +89,38 @@ def get_allowed_origins(*, session: Session) -> list[str]:
 
 
 def set_allowed_origins(*, session: Session, origins: list[str], actor: str = "system") -> None:
-    """Saves the allowed origins for the public form."""
-    set_value(session=session, key=ALLOWED_ORIGINS, value={"origins": sorted({o.rstrip("/") for o in origins})},
-              actor=actor)
+    """Saves the allowed origins for the public form; raises ValidationFailed naming each line that is no origin."""
+    checked, problems = set(), []
+    for number, typed in enumerate(origins, start=1):
+        try:
+            checked.add(normalise_origin(typed))
+        except ValueError as exc:
+            problems.append(FieldError("origins", f"line {number}: {exc}"))
+    if problems:
+        raise ValidationFailed(problems)
+    set_value(session=session, key=ALLOWED_ORIGINS, value={"origins": sorted(checked)}, actor=actor)
+
+
+def normalise_origin(typed: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in its Origin header (lower case, no default port), or
+    ValueError saying what is wrong: a browser never sends a path, so "www.x.com" or "https://x.com/contact" would
+    silently never match."""
+    text = typed.strip()
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        host = text.split("/")[0] or "www.example.com"
+        raise ValueError(f"{shown!r} is not a web origin: write it as https://{host}")
+    if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+        host = parts.netloc.rsplit("@", 1)[-1]
+        raise ValueError(f"{shown!r} has more than an origin: keep only {parts.scheme}://{host}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{shown!r} has a port that is not a number") from None
+    scheme = parts.scheme.lower()
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{parts.hostname}" + (f":{port}" if port and port != default else "")
 
 
 def get_or_create_secret(*, session: Session, key: str) -> str:

@@ -57,7 +57,8 @@ def create(*, session: Session, username: str, password: str, role: Role, email:
     if get_by_username(session=session, username=username) is not None:
         raise ValidationFailed([FieldError("username", f"{username!r} is already taken")])
     check_password_rules(password)
-    user = User(username=username, password_hash=hash_password(password), role=role, email=email, name=name)
+    user = User(username=username, password_hash=hash_password(password), role=role, email=_checked_email(email),
+                name=name)
     session.add(user)
     session.flush()
     audit.record(session=session, actor=actor, action="user.created", target_type="user", target_id=user.id,
@@ -194,13 +195,7 @@ def set_digest_opt_in(*, session: Session, user_id: str, opt_in: bool, actor: st
 def set_email(*, session: Session, user_id: str, email: str | None, actor: str) -> User:
     """Sets (or clears) a user's email address, checked and lower-cased; clearing it stops the report email."""
     user = _get_or_raise(session, user_id)
-    address = (email or "").strip()
-    if address:
-        try:
-            address = schemas.normalise_email(address)
-        except ValueError as exc:
-            raise ValidationFailed([FieldError("email", str(exc))]) from None
-    new = address or None
+    new = _checked_email(email)
     if new == user.email:
         return user
     user.email = new
@@ -210,3 +205,14 @@ def set_email(*, session: Session, user_id: str, email: str | None, actor: str) 
                  detail={"username": user.username})
     session.flush()
     return user
+
+
+def _checked_email(email: str | None) -> str | None:
+    """The address checked and normalised as the intake does, None when blank; ValidationFailed names the field."""
+    address = (email or "").strip()
+    if not address:
+        return None
+    try:
+        return schemas.normalise_email(address)
+    except ValueError as exc:
+        raise ValidationFailed([FieldError("email", str(exc))]) from None

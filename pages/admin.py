@@ -83,6 +83,13 @@ def _user_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 
     return _action(service, done, "That user no longer exists.", **kwargs)
 
 
+def _user_change(service, done: str, **kwargs) -> None:  # noqa: ANN001, ANN003 - users.set_role/set_disabled
+    """A change to the chosen user, then a fresh run, so its buttons and confirmation match the new state."""
+    if _user_action(service, done, **kwargs) is not None:
+        st.session_state["admin_flash"] = done
+        st.rerun()
+
+
 def _webhook_action(service, done: str, **kwargs):  # noqa: ANN001, ANN003, ANN202 - any webhooks.* change
     return _action(service, done, "That endpoint or delivery no longer exists.", **kwargs)
 
@@ -98,6 +105,8 @@ users_tab, keys_tab, profile_tab, scoring_tab, form_tab, integrations_tab, webho
     ["Users", "API keys", "Business profile", "Scoring", "Public form", "Integrations", "Webhooks"])
 
 with users_tab:
+    if flash := st.session_state.pop("admin_flash", None):
+        st.success(flash, icon=":material/check_circle:")
     # The table is drawn last, so it already shows what the buttons below changed in this run.
     table_slot = st.container()
 
@@ -139,7 +148,7 @@ with users_tab:
         with role_col:
             role = st.selectbox("Role", ROLES, index=ROLES.index(chosen["role"]), key=f"role_{chosen_id}")
             if st.button("Change role", key=f"set_role_{chosen_id}", disabled=role == chosen["role"]):
-                _user_action(users.set_role, f"Role changed to {role}.", user_id=chosen_id, role=role)
+                _user_change(users.set_role, f"Role changed to {role}.", user_id=chosen_id, role=role)
         with state_col:
             disabling = chosen["active"]
             # The key names the action, so a tick given to disable does not also confirm enabling again.
@@ -148,7 +157,7 @@ with users_tab:
                                     help="Disabled users are signed out at once and cannot sign in; their leads stay.")
             if st.button("Disable user" if disabling else "Enable user", key=f"set_state_{chosen_id}",
                          disabled=not confirmed):
-                _user_action(users.set_disabled, "User disabled." if disabling else "User enabled again.",
+                _user_change(users.set_disabled, "User disabled." if disabling else "User enabled again.",
                              user_id=chosen_id, disabled=disabling)
         unlock_col, reset_col = st.columns(2)
         with unlock_col:
@@ -199,9 +208,7 @@ with keys_tab:
         sure = st.checkbox("Yes, revoke it: apps using this key stop working at once",
                            key=f"confirm_revoke_{revoke_id}")
         if st.button("Revoke key", key="revoke_key_button", disabled=not sure) and sure:
-            with uow.transaction() as session:
-                api_keys.revoke(session=session, key_id=revoke_id, actor=actor)
-            _saved("Key revoked: it no longer works.")
+            _action(api_keys.revoke, "Key revoked: it no longer works.", "That key no longer exists.", key_id=revoke_id)
 
     with keys_slot:
         st.subheader("API keys")
@@ -321,10 +328,14 @@ with form_tab:
         typed = st.text_area("Allowed origins", value="\n".join(origins), height=150, key="allowed_origins",
                              placeholder="https://www.example.com")
         if st.form_submit_button("Save origins", type="primary"):
-            with uow.transaction() as session:
-                app_settings.set_allowed_origins(session=session, actor=actor,
-                                                 origins=[line.strip() for line in typed.splitlines() if line.strip()])
-            _saved("Allowed origins saved.")
+            try:
+                with uow.transaction() as session:
+                    app_settings.set_allowed_origins(session=session, actor=actor,
+                                                     origins=[line for line in typed.splitlines() if line.strip()])
+            except errors.ValidationFailed as exc:
+                _show_errors(exc.errors)
+            else:
+                _saved("Allowed origins saved.")
     if not origins:
         st.info("No other websites may post to the form yet; only the form's own page can.", icon=":material/public:")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import Engine
 
 from core import app_settings
@@ -39,3 +40,23 @@ def test_two_processes_asking_for_a_new_secret_at_once_get_the_same_one(engine: 
     assert len(answers) == 4 and len(set(answers)) == 1 and len(answers[0]) >= 40
     with session_scope(engine) as session:
         assert app_settings.get_or_create_secret(session=session, key="unsubscribe_key") == answers[0]
+
+
+@pytest.mark.parametrize(("typed", "origin"), [
+    ("https://www.example.com/", "https://www.example.com"),
+    ("HTTPS://Shop.Example.com:443", "https://shop.example.com"),
+    ("http://localhost:8080", "http://localhost:8080"),
+])
+def test_origins_are_kept_as_a_browser_sends_them(typed: str, origin: str):
+    assert app_settings.normalise_origin(typed) == origin
+
+
+@pytest.mark.parametrize(("typed", "says"), [
+    ("www.example.com", "write it as https://www.example.com"),
+    ("https://example.com/contact", "keep only https://example.com"),
+    ("ftp://example.com", "not a web origin"),
+    ("https://example.com:80x", "port that is not a number"),
+])
+def test_what_a_browser_never_sends_is_refused_with_the_fix(typed: str, says: str):
+    with pytest.raises(ValueError, match=says):
+        app_settings.normalise_origin(typed)

@@ -71,15 +71,19 @@ def test_other_roles_are_refused_by_the_page_itself(signed_in, role):
     assert not [b for b in at.button if b.label in ("Add user", "Create key")]
 
 
-def test_creating_a_user_through_the_form_saves_it(signed_in):
-    at = signed_in()
-    at.text_input(key="new_user_username").input("Robin")
-    at.text_input(key="new_user_name").input("Robin Park")
-    at.text_input(key="new_user_email").input("robin@example.com")
-    at.selectbox(key="new_user_role").select("manager")
+def add_user(at: AppTest, username: str, *, name: str = "", email: str = "", role: str = "staff") -> AppTest:
+    """Fills the Add a user form and presses Add user."""
+    at.text_input(key="new_user_username").input(username)
+    at.text_input(key="new_user_name").input(name)
+    at.text_input(key="new_user_email").input(email)
+    at.selectbox(key="new_user_role").select(role)
     at.text_input(key="new_user_password").input("a long enough password")
     at.button(key="FormSubmitter:new_user-Add user").click()
-    at.run()
+    return at.run()
+
+
+def test_creating_a_user_through_the_form_saves_it(signed_in):
+    at = add_user(signed_in(), "Robin", name="Robin Park", email="robin@example.com", role="manager")
 
     assert not at.exception
     assert not at.error
@@ -90,11 +94,7 @@ def test_creating_a_user_through_the_form_saves_it(signed_in):
 
 
 def test_a_bad_new_user_is_refused_with_the_field_named(signed_in):
-    at = signed_in()
-    at.text_input(key="new_user_username").input("no spaces allowed")
-    at.text_input(key="new_user_password").input("a long enough password")
-    at.button(key="FormSubmitter:new_user-Add user").click()
-    at.run()
+    at = add_user(signed_in(), "no spaces allowed")
 
     assert [e.value for e in at.error] == ["Username: 2-64 characters: lower-case letters, digits, . _ -"]
     assert user_named("no spaces allowed") is None
@@ -223,6 +223,60 @@ def test_scoring_and_allowed_origins_are_saved(signed_in):
     assert (scoring.high_min, scoring.weight("urgency")) == (75, 1.5)
     assert origins == ["https://shop.example.com", "https://www.example.com"]
     assert any('<iframe src="http://localhost:8501/form"' in c.value for c in at.code)
+
+
+def test_origins_that_a_browser_would_never_send_are_refused_by_line(signed_in):
+    at = signed_in()
+    at.text_area(key="allowed_origins").input("https://www.example.com\nwww.shop.example.com\nhttps://x.example.com/contact")
+    at.button(key="FormSubmitter:origins-Save origins").click()
+    at.run()
+
+    assert not at.exception
+    shown = [e.value for e in at.error]
+    assert len(shown) == 2, shown
+    assert shown[0].startswith("Origins: line 2:") and "https://www.shop.example.com" in shown[0]
+    assert shown[1].startswith("Origins: line 3:") and "keep only https://x.example.com" in shown[1]
+    with session_scope(get_engine()) as session:
+        assert app_settings.get_allowed_origins(session=session) == []  # nothing half-saved
+
+
+def test_an_admin_changes_a_users_role_and_disables_them(signed_in):
+    at = signed_in()
+    with session_scope(get_engine()) as session:
+        make_user(session, username="robin", role=Role.STAFF, name="Robin")
+    robin = user_named("robin")
+    st.cache_data.clear()  # as after the page's short cache runs out
+    at.run()
+    chooser = at.selectbox(key="manage_user")
+    chooser.select_index(chooser.options.index("robin"))
+    at.run()
+    at.selectbox(key=f"role_{robin.id}").select("manager")
+    at.run()
+    at.button(key=f"set_role_{robin.id}").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Role changed to manager" in s.value for s in at.success)
+    assert user_named("robin").role == Role.MANAGER
+
+    assert at.button(key=f"set_state_{robin.id}").disabled  # not without the confirmation
+    at.checkbox(key=f"confirm_disable_{robin.id}").check()
+    at.run()
+    at.button(key=f"set_state_{robin.id}").click()
+    at.run()
+    assert any("User disabled" in s.value for s in at.success)
+    assert user_named("robin").disabled
+    # The table says so, and the same button now offers to enable them again.
+    table = at.dataframe[0].value
+    assert not table.loc[table["username"] == "robin", "active"].item()
+    assert at.button(key=f"set_state_{robin.id}").label == "Enable user"
+
+
+def test_an_admin_cannot_give_a_new_user_a_bad_email(signed_in):
+    at = add_user(signed_in(), "robin", email="robin at example")
+
+    assert not at.exception
+    assert [e.value.split(":")[0] for e in at.error] == ["Email"], [e.value for e in at.error]
+    assert user_named("robin") is None
 
 
 def test_integrations_say_what_is_not_configured(signed_in):
