@@ -75,6 +75,12 @@ async def _json_body(request: Request) -> Any:
         return json.loads(decoded)
     except json.JSONDecodeError as exc:
         raise HttpError(422, [FieldError("body", f"is not valid JSON ({exc.msg} at position {exc.pos})")]) from None
+    except RecursionError:
+        # Valid JSON can still be too deep for the parser (`[[[[...`): the sender's fault, not a 500.
+        raise HttpError(422, [FieldError("body", "is nested too deeply")]) from None
+    except ValueError:
+        # Python refuses to read integers of thousands of digits (a guard against slow conversions).
+        raise HttpError(422, [FieldError("body", "holds a number too long to read")]) from None
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -150,7 +156,7 @@ class Api:
             try:
                 if auth:
                     caller = await run_in_threadpool(self._authenticate, request)
-                    self._limit(self.key_limit, f"key:{caller.key_id}")
+                    self._limit(self.key_limit, f"key:{caller.key_id}", "this API key")
                     return await handler(request, caller)
                 return await handler(request)
             except HttpError as exc:
@@ -176,11 +182,14 @@ class Api:
         return caller
 
     @staticmethod
-    def _limit(limiter: RateLimiter, key: str) -> None:
+    def _limit(limiter: RateLimiter, key: str, who: str) -> None:
         wait = limiter.check(key)
         if wait:
-            raise HttpError(429, [FieldError("request", "too many requests; try again later")],
-                            {"Retry-After": str(math.ceil(wait))})
+            seconds = math.ceil(wait)
+            limit = f"at most {limiter.burst} requests at once, then {round(limiter.rate * 60)} a minute"
+            raise HttpError(429, [FieldError("request", f"too many requests from {who} ({limit}); "
+                                                        f"try again in {seconds} s")],
+                            {"Retry-After": str(seconds)})
 
     async def health(self, request: Request) -> Response:
         def probe() -> str | None:
@@ -211,7 +220,7 @@ class Api:
             return Response(status_code=204, headers=cors)
         client = request.client.host if request.client else "unknown"
         try:
-            self._limit(self.public_limit, f"ip:{client}")
+            self._limit(self.public_limit, f"ip:{client}", "this address")
             payload = await _json_body(request)
             if isinstance(payload, dict) and str(payload.get("website") or "").strip():
                 # A bot filled the hidden field: answer like a success so it learns nothing, and keep nothing.

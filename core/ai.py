@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Generic, TypeVar
 
 import httpx
@@ -23,6 +26,7 @@ from core.config import Settings
 
 log = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
+T = TypeVar("T")
 
 # USD per million tokens (input, output); unknown models are priced like gemini-2.5-flash.
 PRICES_PER_MILLION: dict[str, tuple[Decimal, Decimal]] = {
@@ -32,6 +36,8 @@ PRICES_PER_MILLION: dict[str, tuple[Decimal, Decimal]] = {
 }
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS = 3
+# Model calls in flight at once in this process, abandoned ones included (see _ModelCalls).
+MAX_CALLS_IN_FLIGHT = 32
 
 
 class AiUnavailable(Exception):
@@ -70,6 +76,45 @@ def client_for(settings: Settings) -> genai.Client:
     return _client(settings.gemini_api_key.get_secret_value(), settings.gemini_base_url)
 
 
+class _ModelCalls:
+    """Runs blocking model calls on daemon threads, a bounded number at once, waiting for each only until told.
+
+    The HTTP client's timeout is per read: a server that sends its answer slowly, piece by piece, can hold a call
+    long past GEMINI_TIMEOUT_S. The caller stops waiting at its deadline instead; the call it gave up on ends on its
+    own thread when the connection does, never blocking the process's exit, and the slots cap how many can linger.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+
+    def run(self, call: Callable[[], T], *, timeout: float) -> T:
+        """What `call()` returns or raises; TimeoutError when it has not finished within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        if not self._slots.acquire(timeout=timeout):
+            raise TimeoutError(f"no answer within {timeout:.1f} s: all {self.size} model-call slots stayed busy")
+        outcome: Future[T] = Future()
+
+        def work() -> None:
+            try:
+                outcome.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller, which classifies it
+                outcome.set_exception(exc)
+            finally:
+                self._slots.release()
+
+        threading.Thread(target=work, name="gemini-call", daemon=True).start()
+        try:
+            return outcome.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise TimeoutError(f"no complete answer within {timeout:.1f} s") from None
+
+
+@lru_cache(maxsize=1)
+def _model_calls() -> _ModelCalls:
+    return _ModelCalls(MAX_CALLS_IN_FLIGHT)
+
+
 def generate_structured(settings: Settings, *, purpose: str, system: str, prompt: str, schema: type[Model],
                         max_output_tokens: int = 2048) -> AiAnswer[Model]:
     """Asks the model for JSON matching `schema`, within GEMINI_TIMEOUT_S overall; raises AiUnavailable."""
@@ -81,15 +126,17 @@ def generate_structured(settings: Settings, *, purpose: str, system: str, prompt
         if remaining < 0.2:
             raise AiUnavailable("timeout", f"no time left after {attempt - 1} attempt(s)", calls)
         started = time.monotonic()
+        request = partial(
+            client_for(settings).models.generate_content, model=model, contents=prompt,
+            config=types.GenerateContentConfig(
+                system_instruction=system, response_mime_type="application/json", response_schema=schema,
+                temperature=0.2, max_output_tokens=max_output_tokens,
+                http_options=types.HttpOptions(timeout=int(remaining * 1000)),
+            ),
+        )
         try:
-            response = client_for(settings).models.generate_content(
-                model=model, contents=prompt,
-                config=types.GenerateContentConfig(
-                    system_instruction=system, response_mime_type="application/json", response_schema=schema,
-                    temperature=0.2, max_output_tokens=max_output_tokens,
-                    http_options=types.HttpOptions(timeout=int(remaining * 1000)),
-                ),
-            )
+            # A wall-clock limit on top of the client's per-read timeout: every attempt ends by the deadline.
+            response = _model_calls().run(request, timeout=remaining)
         except Exception as exc:  # noqa: BLE001 - every failure is classified below, none escapes
             kind, retry = _classify(exc)
             calls.append(_call(purpose, model, started, None, kind, str(exc)))
@@ -111,6 +158,8 @@ def _classify(exc: Exception) -> tuple[str, bool]:
     """A short name for a failure and whether trying again may help."""
     if isinstance(exc, genai_errors.APIError):
         return f"http_{exc.code}", exc.code in RETRY_STATUSES
+    if isinstance(exc, TimeoutError):  # the deadline passed while the answer was still arriving
+        return "timeout", True
     # google-genai uses httpx2, or httpx when GOOGLE_GENAI_HTTP_CLIENT=httpx: two separate exception trees.
     if isinstance(exc, httpx2.TimeoutException | httpx.TimeoutException):
         return "timeout", True

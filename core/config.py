@@ -10,16 +10,19 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "sqlite:///data/leadops.db"
 
 
 class Settings(BaseSettings):
     """Every variable of the outside contract; nothing secret has a default."""
 
+    # env_ignore_empty: `SMTP_PORT=` (as .env.example writes it) means "use the default", in .env and environment alike.
     model_config = SettingsConfigDict(
-        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=PROJECT_ROOT / ".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_ignore_empty=True,
     )
 
-    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'data' / 'leadops.db'}")
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, validate_default=True)
 
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-2.5-flash"
@@ -52,6 +55,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _relative_sqlite_from_project_root(cls, value: str) -> str:
+        # A blank URL (passed in code, or spaces in .env) is "not set", as for every other variable.
+        value = value.strip() or DEFAULT_DATABASE_URL
         # `sqlite:///data/x.db` must mean the project's data folder whatever the working directory is.
         prefix = "sqlite:///"
         if value.startswith(prefix) and not value.startswith(prefix + "/") and ":memory:" not in value:
@@ -68,8 +73,10 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "gemini_api_key", "gemini_base_url", "smtp_host", "webhook_url", "leadops_api_key", "leadops_cookie_key",
-        "leadops_admin_password", "mail_from", "twilio_account_sid", mode="before",
+        "gemini_api_key", "gemini_base_url", "smtp_host", "smtp_username", "smtp_password", "mail_from",
+        "twilio_account_sid", "twilio_auth_token", "twilio_from", "twilio_whatsapp_from", "twilio_base_url",
+        "webhook_url", "webhook_secret", "leadops_api_key", "leadops_admin_password", "leadops_cookie_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

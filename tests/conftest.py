@@ -86,10 +86,15 @@ def pg_database() -> Iterator[str]:
             engine.dispose()
             yield url
     except PostgresUnavailable as exc:
-        message = f"PostgreSQL tests skipped: {exc}; start PostgreSQL or set TEST_POSTGRES_URL"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        postgres_missing(exc)
+
+
+def postgres_missing(exc: Exception) -> None:
+    """Skips the test, saying why and how to run it; in CI a missing PostgreSQL fails it instead."""
+    message = f"PostgreSQL tests skipped: {exc}; start PostgreSQL or set TEST_POSTGRES_URL"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 _SEEDED_TABLES = {"sequence_steps"}

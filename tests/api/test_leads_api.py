@@ -239,6 +239,35 @@ def test_non_utf8_bytes_are_refused(api):
     assert counts(api.engine) == NOTHING
 
 
+# Within the size limit and JSON by the grammar, but more than Python's parser takes: too deep for its recursion,
+# or an integer over its digit limit (sys.get_int_max_str_digits).
+UNREADABLE_JSON = {
+    "40000-open-brackets": b"[" * 40_000,
+    "10000-nested-objects": b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+    "5000-digit-number": b'{"full_name": ' + b"7" * 5000 + b', "email": "dana@harborline.example", "message": "Hi"}',
+}
+
+
+@pytest.mark.parametrize("content", list(UNREADABLE_JSON.values()), ids=list(UNREADABLE_JSON))
+@pytest.mark.parametrize("route", ["POST /api/leads", "POST /api/leads/public", "PATCH /api/leads/{id}"])
+def test_json_too_deep_or_with_a_huge_number_is_422_and_writes_nothing(api, route, content):
+    method, path = route.split(" ")
+    if "{id}" in path:
+        lead = post_lead(api)
+        path = path.replace("{id}", lead["id"])
+    before = counts(api.engine)
+
+    response = api.request(method, path, content=content, headers={"Content-Type": "application/json"})
+
+    assert_refused(response, 422, "body")
+    assert error_fields(response) == {"body"}
+    assert counts(api.engine) == before
+    if method == "POST":
+        assert before == NOTHING
+    else:
+        assert api.get(path).json() == lead, "a refused PATCH changes nothing"
+
+
 @pytest.mark.parametrize("field", ["full_name", "message", "company", "budget"])
 def test_nul_character_in_a_field_is_refused(api, field):
     response = api.post("/api/leads", json=lead_payload(**{field: "Harbor\u0000line"}))
@@ -393,6 +422,36 @@ def test_key_from_environment_works_and_others_do_not(make_api, make_settings):
     assert counts(api.engine)["leads"] == 1
     near_miss = TestClient(api.app, headers={"Authorization": "Bearer env-key-for-n8n-012345678"})
     assert_401(near_miss.get("/api/leads"))
+
+
+# --- rate limit -----------------------------------------------------------------------------------------------------
+
+KEY_BURST, KEY_PER_MINUTE = 60, 600
+
+
+def test_a_key_past_its_burst_gets_429_with_retry_after_and_writes_nothing(api):
+    # The bucket refills 10 a second while we post, so a few more than the burst may pass before the first 429.
+    answers = []
+    while len(answers) < 4 * KEY_BURST and (not answers or answers[-1].status_code == 201):
+        answers.append(api.post("/api/leads", json=lead_payload(email=f"burst{len(answers)}@harborline.example")))
+    accepted, limited = answers[:-1], answers[-1]
+
+    assert limited.status_code == 429, f"no 429 after {len(answers)} quick posts: {limited.text}"
+    assert len(accepted) >= KEY_BURST, f"the burst is {KEY_BURST}, but only {len(accepted)} got through"
+    assert {r.status_code for r in accepted} == {201}
+    assert limited.headers["Retry-After"].isdigit()
+    assert int(limited.headers["Retry-After"]) > 0
+    assert error_fields(limited) == {"request"}
+    message = limited.json()["errors"][0]["message"]
+    assert "API key" in message, message
+    assert f"{KEY_BURST} requests at once" in message and f"{KEY_PER_MINUTE} a minute" in message, message
+    assert f"try again in {limited.headers['Retry-After']} s" in message, message
+    assert counts(api.engine)["leads"] == len(accepted), "the refused post saved nothing"
+
+    with session_scope(api.engine) as session:
+        _key, secret = api_keys.create(session=session, name="crm")
+    other_key = TestClient(api.app, headers={"Authorization": f"Bearer {secret}"})
+    assert other_key.post("/api/leads", json=lead_payload()).status_code == 201, "the limit is per API key"
 
 
 # --- unknown leads --------------------------------------------------------------------------------------------------

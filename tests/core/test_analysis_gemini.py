@@ -331,6 +331,26 @@ def test_timeout_falls_back_within_the_deadline(engine: Engine, ai_settings: Set
     assert [(u.outcome, u.input_tokens, u.output_tokens) for u in s.usage] == [("timeout", 0, 0)]
 
 
+def test_answer_dripped_past_the_deadline_falls_back_within_it(engine: Engine, make_settings: Callable[..., Settings],
+                                                               gemini: GeminiServer, http_backend: str):
+    # A good answer whose body arrives one piece a second for 8 s: each read is quick, so only a wall-clock
+    # deadline stops the wait (the client's own timeout is per read).
+    settings = make_settings(gemini_api_key="test-key", gemini_base_url=gemini.url, gemini_timeout_s=2)
+    gemini.queue(GeminiServer.json_reply(verdict(), drip_s=8, drip_pieces=8))
+
+    started = time.monotonic()
+    outcome = submit(engine, settings)
+    elapsed = time.monotonic() - started
+
+    # Guards "the lead itself is never lost or delayed past the timeout".
+    assert elapsed < settings.gemini_timeout_s + 1.5, f"intake took {elapsed:.1f}s with a 2s model deadline"
+    assert outcome.created and outcome.lead["analysis"]["engine"] == "rules"
+    s = saved(engine)
+    assert_fallback(s, "timeout")
+    assert [(u.outcome, u.input_tokens, u.output_tokens) for u in s.usage] == [("timeout", 0, 0)]
+    assert len(gemini.requests) == 1, "no time is left for another attempt"
+
+
 def test_connection_refused_falls_back(engine: Engine, make_settings: Callable[..., Settings], http_backend: str):
     with socket.socket() as probe:  # a port nobody listens on any more
         probe.bind(("127.0.0.1", 0))

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import psycopg.errors
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
 
 import db.session
-from db.models import AppSetting
+from db.models import AppSetting, AuditEvent
 from db.session import SQLITE_BUSY_TIMEOUT_MS, is_transient, make_engine, run_with_retry, session_scope
 
 
@@ -182,3 +183,53 @@ def test_postgres_serialization_failure_is_retried(pg_database: str):
     assert isinstance(conflict.orig, psycopg.errors.SerializationFailure)
     assert conflict.orig.sqlstate == "40001"
     assert is_transient(conflict)
+
+
+@pytest.mark.postgres
+def test_postgres_connection_dropped_before_the_first_statement_is_retried(pg_database: str):
+    engine = make_engine(pg_database)
+    marker = f"dropped-{uuid.uuid4().hex[:8]}"
+    attempts: list[BaseException | None] = []
+
+    def record_event() -> None:
+        try:
+            with session_scope(engine) as session:
+                # Checked out (and pinged by the pool) before the first statement; the server drops it just then,
+                # as a restart, a failover or an idle-connection killer would.
+                backend_pid = session.connection().connection.dbapi_connection.info.backend_pid
+                if not attempts:
+                    _terminate(pg_database, backend_pid)
+                session.add(AuditEvent(actor="test", action="reconnect.check", target_id=marker))
+        except DBAPIError as exc:
+            attempts.append(exc)
+            raise
+        attempts.append(None)
+
+    try:
+        run_with_retry(record_event, attempts=4, base_delay_s=0.001)
+        with session_scope(engine) as session:
+            saved = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.target_id == marker))
+            session.execute(AuditEvent.__table__.delete().where(AuditEvent.target_id == marker))
+    finally:
+        engine.dispose()
+
+    assert saved == 1, "the work is done exactly once: the dropped attempt wrote nothing, the retry everything"
+    assert len(attempts) == 2 and attempts[1] is None
+    dropped = attempts[0]
+    assert isinstance(dropped, OperationalError)
+    assert is_transient(dropped)
+
+
+def _terminate(url: str, backend_pid: int) -> None:
+    """Ends a PostgreSQL backend from another connection, and waits until it is gone."""
+    killer = make_engine(url, poolclass=NullPool)
+    try:
+        with killer.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid}).scalar()
+            deadline = time.monotonic() + 10
+            while connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                                     {"pid": backend_pid}).scalar():
+                assert time.monotonic() < deadline, f"backend {backend_pid} did not end"
+                time.sleep(0.02)
+    finally:
+        killer.dispose()

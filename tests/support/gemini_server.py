@@ -44,6 +44,8 @@ Facts about google-genai 3.4.0 (verified by tests/support/test_gemini_server.py)
   the decoded JSON (a dict). If the text is not valid JSON, ``response.parsed`` is None
   (no raise) and ``response.text`` is the raw text.
 - Error bodies are ``{"error": {"code": 429, "message": ..., "status": "RESOURCE_EXHAUSTED"}}``.
+- ``HttpOptions.timeout`` limits each read, not the whole call: an answer whose body arrives in
+  pieces less than the timeout apart (``Reply(drip_s=8)``) takes as long as the dripping does.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class Reply:
     output_tokens: int = 60
     model_version: str = "gemini-test-001"
     error_message: str | None = None  # message for error bodies (status >= 400)
+    drip_s: float = 0.0  # send the body in `drip_pieces` pieces, one every drip_s / drip_pieces seconds
+    drip_pieces: int = 8
 
 
 def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
@@ -143,14 +147,22 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return raw.decode("utf-8", "replace")
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=UTF-8") -> None:
+    def _send(self, status: int, body: bytes, content_type: str = "application/json; charset=UTF-8", *,
+              drip_s: float = 0.0, pieces: int = 1) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
             self.wfile.flush()
+            size = max(1, -(-len(body) // max(1, pieces)))
+            for start in range(0, len(body), size):
+                # A dripped body: the headers at once, then each piece after a pause (cut short by stop()).
+                if drip_s > 0 and self.server.owner._stopping.wait(drip_s / pieces):
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:start + size])
+                self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             # The client gave up (e.g. it timed out during a delayed reply).
             self.close_connection = True
@@ -187,13 +199,14 @@ class _Handler(BaseHTTPRequestHandler):
             if owner._stopping.is_set():
                 self.close_connection = True
                 return
+        drip: dict[str, Any] = {"drip_s": reply.drip_s, "pieces": reply.drip_pieces} if reply.drip_s > 0 else {}
         if reply.raw_body is not None:
             content_type = "application/json; charset=UTF-8" if reply.status < 400 else "text/plain; charset=UTF-8"
-            self._send(reply.status, reply.raw_body, content_type)
+            self._send(reply.status, reply.raw_body, content_type, **drip)
         elif reply.status >= 400:
-            self._send(reply.status, json.dumps(_error_body(reply.status, reply.error_message)).encode())
+            self._send(reply.status, json.dumps(_error_body(reply.status, reply.error_message)).encode(), **drip)
         else:
-            self._send(reply.status, json.dumps(_success_body(reply)).encode())
+            self._send(reply.status, json.dumps(_success_body(reply)).encode(), **drip)
 
     do_POST = _handle
     do_GET = _handle

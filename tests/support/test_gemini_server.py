@@ -236,9 +236,12 @@ def test_delayed_reply_does_not_block_other_requests(gemini_server: GeminiServer
     assert results["slow"] == "slow"
 
 
-def test_shutdown_does_not_hang_on_a_sleeping_handler():
+@pytest.mark.parametrize("reply", [Reply(text="never", delay_s=30),
+                                   Reply(text="never finished", drip_s=60, drip_pieces=4)],
+                         ids=["sleeping", "dripping"])
+def test_shutdown_does_not_hang_on_a_slow_handler(reply: Reply):
     server = GeminiServer().start()
-    server.queue(Reply(text="never", delay_s=30))
+    server.queue(reply)
     client = make_client(server.url, timeout_ms=200)
     with pytest.raises(httpx2.ReadTimeout):
         client.models.generate_content(model=MODEL, contents="x")
@@ -246,6 +249,30 @@ def test_shutdown_does_not_hang_on_a_sleeping_handler():
     started = time.monotonic()
     server.stop()
     assert time.monotonic() - started < 2.0
+
+
+def test_dripped_reply_outlasts_a_per_read_timeout(gemini_server: GeminiServer):
+    # Eight pieces 0.4 s apart: no single read waits 1 s, so the client's 1 s timeout never fires.
+    gemini_server.queue(GeminiServer.json_reply({"name": "Acme", "score": 87}, drip_s=3.2, drip_pieces=8))
+    client = make_client(gemini_server.url, timeout_ms=1_000)
+
+    started = time.monotonic()
+    response = client.models.generate_content(model=MODEL, contents="x", config=json_config(response_schema=Lead))
+    elapsed = time.monotonic() - started
+
+    assert response.parsed == Lead(name="Acme", score=87), "the pieces add up to the whole answer"
+    assert elapsed >= 3.0, f"the answer should take as long as its dripping, took {elapsed:.1f}s"
+
+
+def test_dripped_reply_slower_than_the_read_timeout_raises_read_timeout(gemini_server: GeminiServer):
+    gemini_server.queue(Reply(text="slow pieces", drip_s=4.0, drip_pieces=2))  # 2 s between pieces
+    client = make_client(gemini_server.url, timeout_ms=500)
+
+    started = time.monotonic()
+    with pytest.raises(httpx2.ReadTimeout):
+        client.models.generate_content(model=MODEL, contents="x")
+
+    assert time.monotonic() - started < 1.5
 
 
 # --- safety / truncation / malformed model output ----------------------------------------------
