@@ -211,7 +211,7 @@ _MIL_IS_THOUSAND_PHRASE = re.compile(r"mil\s+(?:reais|pesos|euros|d[oó]lares)",
 
 _THOUSAND, _LAKH, _MILLION, _CRORE, _BILLION = (Decimal(10) ** n for n in (3, 5, 6, 7, 9))
 _MULTIPLIER_FACTORS: dict[str, Decimal] = {
-    **dict.fromkeys(["k", "thousand", "grand", "tausend", "tsd", "mille"], _THOUSAND),
+    **dict.fromkeys(["k", "thousand", "grand", "tausend", "tsd", "mille", "mila"], _THOUSAND),
     **dict.fromkeys(["lakh", "lakhs", "lac", "lacs", "l"], _LAKH),
     **dict.fromkeys(
         ["m", "mm", "mn", "mln", "mio", "million", "millions", "millionen",
@@ -352,6 +352,8 @@ def parse_budget(text: str | None) -> ParsedBudget | None:
         return None
     text = text[:MAX_INPUT_CHARS].translate(_NORMALISE)
     markers = _find_currency_markers(text)
+    if figures := _figures_budget(text, markers):
+        return figures
     amounts = _find_amounts(text, markers, _mil_means_thousand(text, markers))
     if not amounts:
         return None
@@ -366,6 +368,26 @@ def parse_budget(text: str | None) -> ParsedBudget | None:
         period=_find_period(text),
         approx=_APPROX.search(text) is not None,
     )
+
+
+# "5-figure", "low five figures", "six figures": the number of digits, not an amount.
+_FIGURES = re.compile(r"\b(?:(?P<part>low|mid|high)[- ]?)?(?P<digits>5|6|7|five|six|seven)[- ]figures?\b", re.I)
+_FIGURE_DIGITS = {"5": 5, "6": 6, "7": 7, "five": 5, "six": 6, "seven": 7}
+# Which part of the decade each word covers, as multiples of its lowest amount (10,000 for five figures). A bare
+# "five figures" is read as its lower half: people near the top of the range say "high five figures" or the amount.
+_FIGURE_PARTS = {None: (1, 5), "low": (1, 3), "mid": (3, 7), "high": (7, 10)}
+
+
+def _figures_budget(text: str, markers: list[_Marker]) -> ParsedBudget | None:
+    """A budget given as its number of digits ("low five figures" is 10,000-30,000), or None."""
+    match = _FIGURES.search(text)
+    if match is None or _DIGIT.search(text[: match.start()] + text[match.end():]):
+        return None
+    base = Decimal(10) ** (_FIGURE_DIGITS[match["digits"].lower()] - 1)
+    low, high = _FIGURE_PARTS[match["part"].lower() if match["part"] else None]
+    top = base * high - (1 if high == 10 else 0)  # five figures end at 99,999
+    return ParsedBudget(amount_min=base * low, amount_max=top,
+                        currency=markers[0].code if markers else None, period=_find_period(text), approx=True)
 
 
 def _find_currency_markers(text: str) -> list[_Marker]:

@@ -106,7 +106,8 @@ _VAGUE = re.compile(r"\b(" + "|".join((
     "instagram", "tiktok", "capabilities statement", "rate card", "your guidance on what to build", "combien",
     "idée d'application", "idea for an app", "million dollar idea",
     "(haven't|have not|not yet) decided what", "still figuring out", "could be either", r"maybe [^.?!\n]{3,60}, maybe",
-    "no idea what (we|to)", "(don't|do not) know (yet )?what (we|to)",
+    "no idea what (we|to)", "(don't|do not) know (yet )?what (we|to)", "no project (is )?planned",
+    r"benchmark(ing)? of [\w ]{0,20}pricing", "standard (day|hourly) rates",
 )) + ")", re.I)
 _BIG_IDEA = _any(
     "like uber", "uber clone", "exactly like uber", "marketplace", "social (app|network)", "instagram", "tiktok",
@@ -121,7 +122,8 @@ _SPAM = _any(
     "verify your account", r"payment of \$[\d,]+ is pending", "unsubscribe", "seo errors", "page 1 of google",
     "first page of google", "guaranteed (ranking|results)", "backlinks", "final notice", "renew now",
     "last reminder", r"(domain|listing) (registration )?(will )?expir\w*", "search[- ]engine (listing|submission)",
-    "amount due",
+    "amount due", r"certified (cheque|check)", r"when the (cheque|check) clears",
+    r"(registration|processing|release) fee", "contract award letter", r"forward \$?[\d,]+ (to|by wire)",
 )
 _VENDOR = _any(
     "we (offer|provide|can bring you|can help you (rank|grow)|specialize in providing)",
@@ -131,7 +133,8 @@ _VENDOR = _any(
     "we checked your website", "scale your delivery", "per hour rates?", r"(at|from) \$\d+\s*/\s*(h|hr|hour)",
     r"(agency|reseller|affiliate) partner program\w*", r"(reseller|affiliate) program\w* for (agencies|you)",
     "revenue share for", "co-marketing",
-    "for every client you (bring|refer)", "would you like to (join|become)",
+    "for every client you (bring|refer)", "would you like to (join|become)", "white[- ]label for agencies",
+    "under your brand", r"overflow (design |development )?work", "partner (margin|pricing)",
 )
 _JOB_SEEKER = _any(
     "(my|attached|see my) (cv|resume|résumé|portfolio)", "cv and portfolio", "join your team", "hire me",

@@ -16,6 +16,11 @@ D = Decimal
 # (typed text, amount_min, amount_max, currency, period)
 PARSED_CASES: list[tuple[str, Decimal | None, Decimal | None, str | None, str]] = [
     ("$40k", D(40000), D(40000), "USD", "once"),
+    ("8-10 mila euro", D(8000), D(10000), "EUR", "once"),
+    ("5-figure", D(10000), D(50000), None, "once"),
+    ("low five figures", D(10000), D(30000), None, "once"),
+    ("high 5 figures USD", D(70000), D(99999), "USD", "once"),
+    ("mid six figures", D(300000), D(700000), None, "once"),
     ("10-20k EUR", D(10000), D(20000), "EUR", "once"),
     ("around 5 grand", D(5000), D(5000), None, "once"),
     ("1.5 lakh INR", D(150000), D(150000), "INR", "once"),

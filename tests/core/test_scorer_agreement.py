@@ -164,8 +164,15 @@ def test_a_big_budget_with_an_undecided_project_stays_medium():
 @pytest.mark.parametrize("message", [
     "FINAL NOTICE: your domain registration and search-engine listing expire in 48 hours. Renew now, amount due $389.",
     "FormFlow is launching an agency partner program: 30% recurring revenue share for every client you bring.",
+    "I need a website for my church. My budget is $8,000 and I will pay by certified cheque upfront; when the cheque "
+    "clears please forward $3,200 to my consultant by wire.",
+    "Your company has been shortlisted for a government e-portal contract. To secure the contract award letter, pay a "
+    "registration fee of USD 1,850 within 72 hours.",
+    "We're a 20-person UI/UX studio working white-label for agencies. We take overflow design work under your brand.",
+    "I'm an analyst compiling a benchmark of digital agency pricing. No project is planned; please share your standard "
+    "day rates and a sample SOW.",
 ])
-def test_renewal_scams_and_partner_programme_pitches_are_low(message: str):
+def test_scams_pitches_and_price_surveys_are_low(message: str):
     assert rules(message=message).priority.value == "LOW"
 
 
