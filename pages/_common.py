@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import auth, learned_score, permissions, uow
+from core.display import plain
 
 
 def require(page: str) -> dict:
@@ -29,9 +30,9 @@ PRIORITY_COLOURS = {"HIGH": "red", "MEDIUM": "orange", "LOW": "gray"}
 
 
 def show_field_errors(errors: dict[str, str], field: str) -> None:
-    """The error for one field, right under it."""
+    """The error for one field, right under it (as plain text: a message can quote what was typed)."""
     if field in errors:
-        st.error(errors[field], icon=":material/error:")
+        st.error(plain(errors[field]), icon=":material/error:")
 
 
 def analysis_card(lead: dict) -> None:
@@ -50,9 +51,9 @@ def analysis_card(lead: dict) -> None:
         engine.caption("Engine")
         engine.text(analysis["engine"] + (f" · {analysis['model']}" if analysis.get("model") else ""))
         if analysis.get("fallback_reason"):
-            st.warning(analysis["fallback_reason"], icon=":material/smart_toy:")
+            st.warning(plain(analysis["fallback_reason"]), icon=":material/smart_toy:")
         if analysis.get("review_reason"):
-            st.warning(f"Needs a person's review: {analysis['review_reason']}", icon=":material/flag:")
+            st.warning(f"Needs a person's review: {plain(analysis['review_reason'])}", icon=":material/flag:")
         st.caption("Summary")
         st.text(analysis["summary"])
         st.caption("Next action")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import digest, errors, uow, users
+from core.display import plain
 from pages._common import require
 
 user = require("account")
@@ -24,7 +25,7 @@ with st.form("change_password", clear_on_submit=True):
                     users.change_password(session=session, user_id=user["id"], current=current, new=new)
             except errors.ValidationFailed as exc:
                 for problem in exc.errors:
-                    st.error(f"{problem.field.replace('_', ' ').capitalize()}: {problem.message}")
+                    st.error(f"{problem.field.replace('_', ' ').capitalize()}: {plain(problem.message)}")
             else:
                 st.success("Password changed.")
 
@@ -49,8 +50,9 @@ def _report_email() -> None:
                     users.set_digest_opt_in(session=session, user_id=user["id"], opt_in=wanted,
                                             actor=f"user:{user['username']}")
             except errors.ValidationFailed as exc:
+                # The address checker's message quotes the characters it refused: plain text.
                 for problem in exc.errors:
-                    st.error(f"{problem.field.replace('_', ' ').capitalize()}: {problem.message}")
+                    st.error(f"{problem.field.replace('_', ' ').capitalize()}: {plain(problem.message)}")
             else:
                 st.success("You will get the report by email." if wanted
                            else "You will no longer get the report by email.")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from core import api_keys, app_settings, errors, integrations, schemas, scoring_preview, uow, users, webhooks
+from core.display import plain
 from core.profile import FACTOR_FAMILIES, BusinessProfile, ScoringConfig
 from pages._common import require
 
@@ -53,7 +54,9 @@ def _show_errors(problems: list[errors.FieldError], slots: dict | None = None) -
     for problem in problems:
         slot = (slots or {}).get(problem.field)
         # "body" is a rule across fields (e.g. budgets in order): its message names the fields itself.
-        text = problem.message if problem.field == "body" else f"{_label(problem.field)}: {problem.message}"
+        # The message can quote what someone typed (a username, an address, a URL): shown as text, not markdown.
+        message = plain(problem.message)
+        text = message if problem.field == "body" else f"{_label(problem.field)}: {message}"
         (slot or st).error(text, icon=":material/error:")
 
 

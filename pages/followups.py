@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core import errors, followup_views, followups, message_copy, sequences, uow, users
+from core.display import plain
 from pages._common import may, require
 
 PAGE_SIZE = 100
@@ -75,9 +76,10 @@ def _label(field: str) -> str:
 
 def _show_errors(problems: list[errors.FieldError], slots: dict | None = None) -> None:
     """Each field's error right under its field when the form has a place for it, otherwise here."""
+    # A message can quote a lead's address or what a manager typed into a template: plain text, never markdown.
     for problem in problems:
         slot = (slots or {}).get(problem.field)
-        (slot or st).error(f"{_label(problem.field)}: {problem.message}", icon=":material/error:")
+        (slot or st).error(f"{_label(problem.field)}: {plain(problem.message)}", icon=":material/error:")
 
 
 def _changed(message: str, detail: str | None = None) -> None:

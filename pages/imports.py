@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import errors, imports, uow
+from core.display import plain
 from pages._common import require
 
 PREVIEW_ROWS = 20
@@ -33,8 +34,9 @@ def _history() -> list[dict]:
 
 
 def _show_errors(exc: errors.ValidationFailed) -> None:
+    # Messages quote the file's column headers and cells: plain text, never markdown.
     for problem in exc.errors:
-        st.error(f"{problem.field.replace('_', ' ').capitalize()}: {problem.message}", icon=":material/error:")
+        st.error(f"{problem.field.replace('_', ' ').capitalize()}: {plain(problem.message)}", icon=":material/error:")
 
 
 def _values(text: str) -> list[str]:
@@ -88,7 +90,7 @@ def _options(table: pd.DataFrame, mapping: dict[str, str], signature: str) -> di
         label = label_col.selectbox(
             "Column that names leads without a name or email", [NO_LABEL, *table.columns], key=f"label_{signature}",
             help="E.g. a lead number: such a lead is called “Lead 660737” and gets the address "
-                 "lead-660737@import.invalid.")
+                 "`lead-660737@import.invalid`.")
         source = source_col.text_input("Source of leads whose row has none", "import", key=f"source_{signature}")
         follow_up = st.toggle("Contact these leads with the automatic follow-up sequences", value=False,
                               key=f"follow_up_{signature}")
@@ -185,7 +187,7 @@ def _history_section() -> None:
             with uow.transaction() as session:
                 outcome = imports.undo(session=session, batch_id=chosen, actor=actor)
         except (errors.ValidationFailed, errors.NotFound) as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.session_state.pop("import_undo", None)
         st.session_state["import_flash"] = (

@@ -13,24 +13,29 @@ st.title("New lead")
 st.caption("Everything typed here is checked, scored and saved together with its analysis.")
 
 field_errors: dict[str, str] = st.session_state.get("intake_errors", {})
-with st.form("new_lead"):
+# Each saved lead starts a new round: the form's widgets get new keys and come back empty, so pressing Save again
+# cannot save the same lead twice. A refused entry keeps its round, and so what was typed.
+form_key = f"new_lead_{st.session_state.setdefault('intake_round', 0)}"
+with st.form(form_key):
     left, right = st.columns(2)
     with left:
-        full_name = st.text_input("Full name *", max_chars=schemas.MAX_NAME)
+        full_name = st.text_input("Full name *", max_chars=schemas.MAX_NAME, key=f"{form_key}_full_name")
         show_field_errors(field_errors, "full_name")
-        email = st.text_input("Email *", max_chars=schemas.MAX_EMAIL)
+        email = st.text_input("Email *", max_chars=schemas.MAX_EMAIL, key=f"{form_key}_email")
         show_field_errors(field_errors, "email")
-        phone = st.text_input("Phone", max_chars=schemas.MAX_PHONE, help="International numbers: start with +")
+        phone = st.text_input("Phone", max_chars=schemas.MAX_PHONE, help="International numbers: start with +",
+                              key=f"{form_key}_phone")
         show_field_errors(field_errors, "phone")
     with right:
-        company = st.text_input("Company", max_chars=schemas.MAX_COMPANY)
+        company = st.text_input("Company", max_chars=schemas.MAX_COMPANY, key=f"{form_key}_company")
         show_field_errors(field_errors, "company")
-        budget = st.text_input("Budget", max_chars=schemas.MAX_BUDGET, placeholder="e.g. $40k, 10-20k EUR")
+        budget = st.text_input("Budget", max_chars=schemas.MAX_BUDGET, placeholder="e.g. $40k, 10-20k EUR",
+                               key=f"{form_key}_budget")
         show_field_errors(field_errors, "budget")
         kind, source = st.columns(2)
-        project_type = kind.selectbox("Project type", PROJECT_TYPES)
-        lead_source = source.selectbox("Source", SOURCES)
-    message = st.text_area("What do they need? *", max_chars=schemas.MAX_MESSAGE, height=150)
+        project_type = kind.selectbox("Project type", PROJECT_TYPES, key=f"{form_key}_project_type")
+        lead_source = source.selectbox("Source", SOURCES, key=f"{form_key}_source")
+    message = st.text_area("What do they need? *", max_chars=schemas.MAX_MESSAGE, height=150, key=f"{form_key}_message")
     show_field_errors(field_errors, "message")
     submitted = st.form_submit_button("Save and analyse", type="primary")
 
@@ -51,6 +56,7 @@ if submitted:
                                 actor=f"user:{user['username']}", default_source="manual")
     st.cache_data.clear()
     st.session_state["intake_saved"] = outcome.lead["id"]
+    st.session_state["intake_round"] += 1
     st.rerun()
 
 saved_id = st.session_state.get("intake_saved")

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import errors, learned_score, uow
+from core.display import plain
 from pages._common import require
 
 HEIGHT = 340
@@ -52,7 +53,7 @@ def _train(fields: list[str], outcomes: int) -> None:
         try:
             model = learned_score.train(engine=uow.engine(), fields=fields, actor=user["username"])
         except errors.ValidationFailed as exc:
-            st.error("; ".join(e.message for e in exc.errors), icon=":material/error:")
+            st.error("; ".join(plain(e.message) for e in exc.errors), icon=":material/error:")
             return
     for cached in (_fields, _report, _history, _outcomes):
         cached.clear()
@@ -100,7 +101,8 @@ with st.form("learned_train"):
     st.caption(f"{won:,} won and {lost:,} lost leads to learn from; at least {learned_score.MIN_OUTCOMES} of each "
                "are needed.")
     submitted = st.form_submit_button("Train now", type="primary", icon=":material/model_training:")
-ids = [choices[key].label for key in picked if choices[key].looks_like_id]
+# Custom fields are named by imported column headers: plain text wherever markdown renders.
+ids = [plain(choices[key].label) for key in picked if choices[key].looks_like_id]
 if ids:
     st.warning(f"Every lead has its own value of {', '.join(ids)}: an identifier predicts nothing about a new lead.",
                icon=":material/warning:")
@@ -132,13 +134,13 @@ st.caption(f"{current.algorithm_label} is in use: held-out AUC {_auc(metrics.get
            f"regression (C = {lr.get('c')}). Trained {current.trained_at:%Y-%m-%d %H:%M} UTC on "
            f"{metrics.get('train_leads', 0):,} leads, judged on {metrics.get('test_leads', 0):,} others (a fixed "
            f"random split, seed {metrics.get('seed')}), then refitted on all of them. Fields: "
-           f"{', '.join(current.field_labels)}.")
+           f"{', '.join(plain(label) for label in current.field_labels)}.")
 if current.blended:
     st.success(current.note, icon=":material/merge:")
 else:
     st.info(current.note + " Lead scores stay the engine's; the learned score is shown beside them.",
             icon=":material/info:")
-leaky = [learned_score.label_of(name) for name in metrics.get("leaky_fields", [])]
+leaky = [plain(learned_score.label_of(name)) for name in metrics.get("leaky_fields", [])]
 if leaky:
     st.warning(f"{', '.join(leaky)} alone ranks held-out leads almost perfectly: it was probably filled in after "
                "contact. Train again without it.", icon=":material/warning:")
