@@ -32,6 +32,7 @@ from db.models import (
     IdempotencyRecord,
     ImportRow,
     Lead,
+    WebhookEvent,
     WorkflowLog,
     utcnow,
 )
@@ -449,7 +450,8 @@ def dismiss(*, session: Session, candidate_id: str, actor: str) -> DuplicateCand
 
 # Rows that belong to a lead and move to the kept one (follow-ups move separately, after their pending ones stop).
 _CHILDREN: dict[str, Any] = {"activities": Activity, "workflow_log": WorkflowLog, "ai_usage": AiUsage,
-                             "import_rows": ImportRow, "idempotency_records": IdempotencyRecord}
+                             "import_rows": ImportRow, "idempotency_records": IdempotencyRecord,
+                             "webhook_events": WebhookEvent}
 # Fields the kept lead takes from the dropped one when it has none of its own.
 _FILLED = ("phone", "company", "project_type", "external_id")
 _BUDGET = ("budget", "budget_min", "budget_max", "budget_currency", "budget_period", "budget_usd")

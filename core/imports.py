@@ -36,7 +36,7 @@ from sqlalchemy import Engine, delete, insert, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from core import app_settings, audit, day_stats, duplicates, exports, followups
+from core import app_settings, audit, day_stats, duplicates, exports, followups, webhooks
 from core.analysis.base import AnalysisResult, LeadFacts
 from core.analysis.rules import RulesEngine
 from core.config import Settings
@@ -893,7 +893,8 @@ def undo(*, session: Session, batch_id: str, actor: str) -> UndoOutcome:
     doomed = [lead_id for lead_id in created if lead_id not in kept]
     day_stats.mark(session, doomed)
     for chunk in _chunks(doomed):
-        # The foreign keys remove analyses, timelines and follow-ups with the leads.
+        # The foreign keys remove analyses, timelines and follow-ups with the leads; webhook events name them only.
+        webhooks.delete_for_leads(session=session, lead_ids=chunk)
         session.execute(delete(Lead).where(Lead.id.in_(chunk)).execution_options(synchronize_session=False))
     restored = 0
     for lead in session.scalars(select(Lead).where(Lead.id.in_([i for i in updated if i not in kept]))):

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from core import activities, audit, day_stats, duplicates, followups, learned_score, webhooks
@@ -20,11 +22,23 @@ from core.budget import parse_budget
 from core.errors import FieldError, NotFound, ValidationFailed
 from core.profile import BusinessProfile
 from core.schemas import AnalysisPublic, FactorPublic, LeadCreate, LeadPublic, LeadUpdate
-from db.models import ActivityKind, Lead, LeadAnalysis, LeadStatus, Priority, User, new_id, utcnow
+from db.models import (
+    Activity,
+    ActivityKind,
+    ImportRow,
+    Lead,
+    LeadAnalysis,
+    LeadStatus,
+    Priority,
+    User,
+    new_id,
+    utcnow,
+)
 
 MAX_PAGE = 200
 _WHOLE_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-Sort = Literal["newest", "score"]
+Sort = Literal["newest", "score", "oldest"]
+SORTS: tuple[Sort, ...] = ("score", "newest", "oldest")
 
 
 @dataclass(frozen=True)
@@ -187,7 +201,9 @@ def _own_or_unassigned(user_id: str) -> ColumnElement[bool]:
 
 def get_all(*, session: Session, filters: LeadFilters, limit: int = 50, cursor: str | None = None,
             sort: Sort = "newest") -> LeadPage:
-    """A page of leads matching `filters`, newest (or highest score) first, continuing after `cursor`."""
+    """A page of leads matching `filters`, newest (highest score, oldest) first, continuing after `cursor`."""
+    if sort not in SORTS:
+        raise ValidationFailed([FieldError("sort", f"must be one of {', '.join(SORTS)}")])
     limit = max(1, min(limit, MAX_PAGE))
     stmt = _filtered(filters)
     after = decode_cursor(cursor, sort) if cursor else None
@@ -196,6 +212,10 @@ def get_all(*, session: Session, filters: LeadFilters, limit: int = 50, cursor: 
         if after:
             stmt = stmt.where(tuple_(Lead.score, Lead.created_at, Lead.id) < tuple_(*after))
         stmt = stmt.order_by(Lead.score.desc(), Lead.created_at.desc(), Lead.id.desc())
+    elif sort == "oldest":
+        if after:
+            stmt = stmt.where(tuple_(Lead.created_at, Lead.id) > tuple_(*after))
+        stmt = stmt.order_by(Lead.created_at, Lead.id)
     else:
         if after:
             stmt = stmt.where(tuple_(Lead.created_at, Lead.id) < tuple_(*after))
@@ -343,16 +363,51 @@ def bulk_update(*, session: Session, lead_ids: list[str], changes: LeadUpdate, a
     return changed
 
 
+def mark_reviewed(*, session: Session, lead_id: str, actor: str) -> Lead:
+    """Clears the lead's review flag and notes on its timeline who reviewed it and what had been flagged."""
+    lead = get_or_raise(session=session, lead_id=lead_id)
+    # A conditional update: two people pressing the button at once leave one entry, not two.
+    cleared = session.execute(sql_update(Lead).where(Lead.id == lead.id, Lead.needs_review.is_(True))
+                              .values(needs_review=False, updated_at=utcnow())).rowcount
+    if cleared:
+        a = lead.analysis
+        reasons = "; ".join(r for r in (a.review_reason, a.fallback_reason) if r) if a else ""
+        activities.record(session=session, lead_id=lead.id, kind=ActivityKind.REVIEWED, actor=actor,
+                          body=f"Marked as reviewed by {actor.removeprefix('user:')}"
+                               + (f"; it was flagged: {reasons}" if reasons else ""),
+                          data={"flagged": reasons or None})
+        session.flush()
+    return lead
+
+
 def delete(*, session: Session, lead_id: str, actor: str) -> None:
-    """Deletes a lead with its analysis, timeline and stored answers; the audit keeps only non-personal facts."""
+    """Deletes a lead with everything holding its data (analysis, timeline, stored answers, webhook events, import
+    rows); the audit keeps only non-personal facts."""
     lead = get_or_raise(session=session, lead_id=lead_id)
     audit.record(session=session, actor=actor, action="lead.deleted", target_type="lead", target_id=lead.id,
                  detail={"status": lead.status.value, "priority": lead.priority.value, "score": lead.score,
                          "source": lead.source, "created_at": lead.created_at.isoformat()})
     day_stats.mark(session, [lead.id])  # the dashboard counts it no more
+    # Copies of the lead kept beside it: the webhook events about it (and about the leads merged into it, which
+    # carry their own ids), whose pending deliveries go too, so nothing about it is sent after this; and what imports
+    # kept of its earlier values.
+    webhooks.delete_for_leads(session=session, lead_ids=[lead.id, *_merged_into(session, lead.id)])
+    session.execute(sql_delete(ImportRow).where(ImportRow.lead_id == lead.id)
+                    .execution_options(synchronize_session=False))
     # The foreign keys do the rest: analysis, activities and idempotency records cascade, AI usage keeps no lead id.
     session.delete(lead)
     session.flush()
+
+
+def _merged_into(session: Session, lead_id: str) -> set[str]:
+    """The ids of the leads merged into this one, read from its timeline (a merge moves the dropped lead's entries,
+    so leads merged into those are found too)."""
+    ids = set()
+    for data in session.scalars(select(Activity.data).where(Activity.lead_id == lead_id,
+                                                            Activity.kind == ActivityKind.MERGED)):
+        ids.update(i for i in (data.get("merged_lead_id"), (data.get("merged_lead") or {}).get("id"))
+                   if isinstance(i, str))
+    return ids
 
 
 @dataclass(frozen=True)
@@ -408,7 +463,9 @@ def home_summary(*, session: Session, now: datetime, timezone: str,
     visible = _own_or_unassigned(own_or_unassigned_for) if own_or_unassigned_for else None
 
     high, high_total = _briefs(session, and_(Lead.priority == Priority.HIGH, Lead.status == LeadStatus.NEW), visible)
-    review, review_total = _briefs(session, Lead.needs_review.is_(True), visible)
+    # A won or lost lead waits for nobody's review: the flag only matters while the lead is being worked.
+    review, review_total = _briefs(session, and_(Lead.needs_review.is_(True),
+                                                 Lead.status.not_in((LeadStatus.WON, LeadStatus.LOST))), visible)
 
     def since(start: datetime, end: datetime | None = None) -> Any:
         cond = Lead.created_at >= start.astimezone(UTC)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -150,13 +150,35 @@ def emit(*, session: Session, type: str, data: dict, now: datetime | None = None
     if not wanted:
         return None
     at = now or utcnow()
-    event = WebhookEvent(id=f"msg_{new_id()}", type=type, created_at=at,
+    event = WebhookEvent(id=f"msg_{new_id()}", type=type, created_at=at, lead_id=lead_id_of(type, data),
                          payload={"type": type, "timestamp": _iso(at), "data": _jsonable(data)})
     session.add(event)
     session.add_all([WebhookDelivery(event_id=event.id, endpoint_id=endpoint_id, next_attempt_at=at, created_at=at)
                      for endpoint_id in wanted])
     session.flush()
     return event
+
+
+def lead_id_of(type: str, data: dict) -> str | None:
+    """The id of the lead an event's data describes (lead.* and followup.* events), or None."""
+    if type in ("lead.created", "lead.analyzed"):
+        found = data.get("id")
+    elif type == "lead.status_changed":
+        found = (data.get("lead") or {}).get("id")
+    elif type.startswith("followup."):
+        found = (data.get("follow_up") or {}).get("lead_id")
+    else:
+        return None
+    # Migration 0008 reads the same places to fill in the events written before the column existed.
+    return found if isinstance(found, str) and len(found) <= 26 else None
+
+
+def delete_for_leads(*, session: Session, lead_ids: Iterable[str]) -> int:
+    """Removes the events about these leads with their deliveries (pending ones are never sent); returns how many."""
+    stmt = (delete(WebhookEvent).where(WebhookEvent.lead_id.in_(set(lead_ids)))
+            .execution_options(synchronize_session=False))
+    # The deliveries go by their foreign key's ON DELETE CASCADE.
+    return int(session.execute(stmt).rowcount or 0)
 
 
 def _iso(at: datetime) -> str:

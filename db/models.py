@@ -101,6 +101,7 @@ class ActivityKind(enum.StrEnum):
     UNSUBSCRIBED = "UNSUBSCRIBED"
     IMPORTED = "IMPORTED"
     MERGED = "MERGED"
+    REVIEWED = "REVIEWED"  # a person looked at a lead flagged for review and cleared the flag
 
 
 class Channel(enum.StrEnum):
@@ -496,10 +497,15 @@ class WebhookEvent(Base):
     """The outbox: an event written in the same transaction as the change that caused it."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (Index("ix_webhook_events_created_at", "created_at"),)
+    __table_args__ = (Index("ix_webhook_events_created_at", "created_at"),
+                      Index("ix_webhook_events_lead_id", "lead_id"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the `webhook-id`: msg_ + a ULID
     type: Mapped[str] = mapped_column(String(40))
+    # The lead the payload describes (lead.* and followup.* events), so that deleting the lead can remove its copies.
+    # No foreign key, as with suppressions: an event is written for whatever id its data names, and core.leads.delete
+    # removes a lead's events itself.
+    lead_id: Mapped[str | None] = mapped_column(String(26))
     payload: Mapped[dict[str, Any]] = mapped_column()  # the body as sent: {"type", "timestamp", "data"}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

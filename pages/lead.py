@@ -4,9 +4,11 @@ import streamlit as st
 
 from core import errors, followup_views, lead_views, reanalysis, schemas, uow, users
 from core import leads as lead_service
+from core.display import plain
 from pages._common import analysis_card, may, require
 
 STATUSES = ["NEW", "CONTACTED", "QUALIFIED", "PROPOSAL_SENT", "WON", "LOST"]
+GONE = "This lead was deleted while you had it open (by someone else, or in another tab), so nothing was changed."
 
 user = require("lead")
 lead_id = st.query_params.get("id")
@@ -14,14 +16,36 @@ if not lead_id:
     st.info("Choose a lead in the Lead queue to open it here.")
     st.page_link("pages/queue.py", label="Go to the lead queue", icon=":material/view_list:")
     st.stop()
+
+
+def _deleted_while_open() -> bool:
+    """True when this session showed the lead a moment ago and it no longer exists at all."""
+    if st.session_state.get("lead_open") != lead_id:
+        return False
+    # The user saw this lead, so saying it was deleted (rather than reassigned) tells them nothing new.
+    try:
+        uow.read(lead_views.get_public, lead_id=lead_id)
+    except errors.NotFound:
+        return True
+    return False
+
+
 try:
     lead = uow.read(lead_views.get_for_user, lead_id=lead_id, user_id=user["id"], role=user["role"])
 except errors.NotFound:
-    st.error("This lead does not exist any more, or it is assigned to someone else.")
+    st.error(GONE if _deleted_while_open() else "This lead does not exist any more, or it is assigned to someone else.")
     st.page_link("pages/queue.py", label="Back to the lead queue", icon=":material/view_list:")
     st.stop()
+# Remembered so that a button pressed after someone else deleted the lead gets a message saying just that.
+st.session_state["lead_open"] = lead_id
 
 actor = f"user:{user['username']}"
+
+
+def _gone() -> None:
+    """The lead was deleted between this run's first read and the action: drawn again, the page says so."""
+    st.cache_data.clear()
+    st.rerun()
 
 
 def _save(changes: dict, done: str) -> None:
@@ -29,8 +53,10 @@ def _save(changes: dict, done: str) -> None:
         with uow.transaction() as session:
             record = lead_service.get_or_raise(session=session, lead_id=lead_id)
             lead_service.update(session=session, lead=record, changes=schemas.parse_update(changes), actor=actor)
-    except (errors.ValidationFailed, errors.NotFound) as exc:
-        st.error(str(exc))
+    except errors.NotFound:
+        _gone()
+    except errors.ValidationFailed as exc:
+        st.error(plain(exc))
         return
     st.cache_data.clear()
     st.toast(done)
@@ -53,8 +79,29 @@ with contact, st.container(border=True):
     st.caption("Message")
     st.text(lead["message"])
 
+analysis = lead.get("analysis") or {}
+flagged = "\n".join(r for r in (analysis.get("review_reason"), analysis.get("fallback_reason")) if r)
+
 with work:
-    analysis_card(lead)
+    # Why the lead was flagged is shown once, below, with its review state; the card leaves it out.
+    analysis_card({**lead, "analysis": analysis and {**analysis, "review_reason": None, "fallback_reason": None}})
+    if analysis.get("needs_review"):
+        with st.container(border=True):
+            st.caption("Waiting for a person's review, because")
+            # The reasons can quote the lead's own words: plain text.
+            st.text(flagged or "the analysis asked for a person's review")
+            if may(user, "lead.update") and st.button("Mark as reviewed", icon=":material/task_alt:"):
+                try:
+                    with uow.transaction() as session:
+                        lead_service.mark_reviewed(session=session, lead_id=lead_id, actor=actor)
+                except errors.NotFound:
+                    _gone()
+                st.cache_data.clear()
+                st.toast("Marked as reviewed")
+                st.rerun()
+    elif flagged:
+        st.caption("Flagged for review, and since reviewed (see the timeline):")
+        st.text(flagged)
 
     status_col, owner_col = st.columns(2)
     with status_col.form("status"):
@@ -88,19 +135,24 @@ with work:
             try:
                 engine = reanalysis.analyze_now(engine=uow.engine(), settings=uow.settings(), lead_id=lead_id,
                                                 actor=actor)
-            except errors.NotFound as exc:
-                st.error(str(exc))
+            except errors.NotFound:
+                _gone()
             else:
                 st.cache_data.clear()
                 st.toast(f"Re-analysed by the {engine} engine")
                 st.rerun()
     if may(user, "lead.delete"):
         with delete.popover("Delete lead", icon=":material/delete:"):
-            st.write("This deletes the lead, its analysis and its whole timeline. It cannot be undone.")
+            st.write("This deletes the lead, its analysis, its whole timeline and the copies kept of it "
+                     "(webhook events, import records). It cannot be undone.")
             sure = st.checkbox("Yes, delete this lead and everything belonging to it")
             if st.button("Delete for good", type="primary", disabled=not sure):
-                with uow.transaction() as session:
-                    lead_service.delete(session=session, lead_id=lead_id, actor=actor)
+                try:
+                    with uow.transaction() as session:
+                        lead_service.delete(session=session, lead_id=lead_id, actor=actor)
+                except errors.NotFound:
+                    _gone()
+                st.session_state.pop("lead_open", None)
                 st.cache_data.clear()
                 st.query_params.clear()
                 st.switch_page("pages/queue.py")
@@ -111,7 +163,7 @@ def _resolve(action, candidate_id: str, done: str) -> None:  # noqa: ANN001 - a 
         with uow.transaction() as session:
             action(session=session, lead_id=lead_id, candidate_id=candidate_id, role=user["role"], actor=actor)
     except (errors.ValidationFailed, errors.NotFound) as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
     st.session_state.pop("merge_pending", None)
     st.cache_data.clear()

@@ -153,8 +153,8 @@ def test_every_lead_has_a_timeline_that_ends_in_its_status(seeded: Engine) -> No
         assert kinds[lead_id][:2] == [ActivityKind.CREATED, ActivityKind.ANALYZED]
         assert last_status.get(lead_id, "NEW") == lead.status.value
     every_kind = Counter(kind for ks in kinds.values() for kind in ks)
-    # Demo leads are neither imported nor merged: every other kind of entry appears.
-    assert set(every_kind) == set(ActivityKind) - {ActivityKind.IMPORTED, ActivityKind.MERGED}
+    # Demo leads are neither imported, merged nor marked reviewed by a person: every other kind of entry appears.
+    assert set(every_kind) == set(ActivityKind) - {ActivityKind.IMPORTED, ActivityKind.MERGED, ActivityKind.REVIEWED}
 
 
 def test_the_same_seed_gives_the_same_leads(seeded: Engine, capsys: pytest.CaptureFixture[str]) -> None:

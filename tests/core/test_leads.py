@@ -1,4 +1,4 @@
-"""Leads on SQLite and PostgreSQL: duplicates, bulk changes, deletion, what staff see, and the home summary."""
+"""Leads on SQLite and PostgreSQL: duplicates, bulk changes, review, deletion, what staff see, the home summary."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, select
 
-from core import audit
+from core import audit, duplicates, webhooks
 from core import leads as lead_service
+from core.config import Settings
 from core.errors import NotFound, ValidationFailed
 from core.leads import LeadFilters
 from core.schemas import LeadUpdate
@@ -18,15 +19,22 @@ from db.models import (
     Activity,
     ActivityKind,
     AiUsage,
+    AuditEvent,
+    DeliveryStatus,
     IdempotencyRecord,
+    ImportBatch,
+    ImportRow,
     Lead,
     LeadAnalysis,
     LeadStatus,
     Priority,
     Role,
+    WebhookDelivery,
+    WebhookEvent,
 )
 from db.session import session_scope
 from tests.support.factories import make_lead, make_user
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("fast_bcrypt")
 
@@ -118,6 +126,64 @@ def test_bulk_assignment_to_an_unknown_user_changes_nothing(engine: Engine):
         assert {lead.status for lead in session.scalars(select(Lead))} == {LeadStatus.NEW}
 
 
+# --- review -----------------------------------------------------------------------------------------------------
+
+INJECTION = "possible prompt injection: ignore previous instructions"
+FALLBACK = "AI unavailable (timeout); rules analysis saved, re-analysis queued"
+
+
+def test_marking_a_lead_reviewed_clears_the_flag_notes_who_and_takes_it_off_the_to_do_list(engine: Engine):
+    with session_scope(engine) as session:
+        flagged = make_lead(session, score=40, created_at=NOW - timedelta(days=1), review_reason=INJECTION).id
+        other = make_lead(session, score=55, created_at=NOW - timedelta(days=2), fallback_reason=FALLBACK).id
+    assert [b.id for b in _home(engine).needs_review] == [other, flagged]
+
+    with session_scope(engine) as session:
+        lead = lead_service.mark_reviewed(session=session, lead_id=flagged, actor="user:maria")
+        assert lead.needs_review is False
+
+    with session_scope(engine) as session:
+        lead = session.get(Lead, flagged)
+        assert lead.needs_review is False
+        assert lead.analysis.review_reason == INJECTION, "the analysis still says what it found"
+        entry = session.scalars(select(Activity).where(Activity.lead_id == flagged,
+                                                       Activity.kind == ActivityKind.REVIEWED)).one()
+        assert (entry.actor, entry.body) == ("user:maria", f"Marked as reviewed by maria; it was flagged: {INJECTION}")
+        assert entry.data == {"flagged": INJECTION}
+        assert lead_service.count(session=session, filters=LeadFilters(needs_review=True)) == 1
+    summary = _home(engine)
+    assert ([b.id for b in summary.needs_review], summary.needs_review_total) == ([other], 1)
+
+
+def test_marking_a_lead_reviewed_twice_leaves_one_entry(engine: Engine):
+    with session_scope(engine) as session:
+        lead_id = make_lead(session, fallback_reason=FALLBACK).id
+        plain = make_lead(session, email="calm.person@example.com").id
+
+    for who in ("user:maria", "user:tom"):
+        with session_scope(engine) as session:
+            lead_service.mark_reviewed(session=session, lead_id=lead_id, actor=who)
+    with session_scope(engine) as session:
+        lead_service.mark_reviewed(session=session, lead_id=plain, actor="user:maria")
+
+    assert timeline_kinds(engine, lead_id).count(ActivityKind.REVIEWED) == 1
+    assert ActivityKind.REVIEWED not in timeline_kinds(engine, plain), "nothing was waiting for review there"
+    with session_scope(engine) as session, pytest.raises(NotFound):
+        lead_service.mark_reviewed(session=session, lead_id="01UNKNOWN", actor="user:maria")
+
+
+def test_won_and_lost_leads_wait_for_no_review_and_no_first_contact(engine: Engine):
+    with session_scope(engine) as session:
+        open_one = make_lead(session, score=92, created_at=JANUARY, review_reason=INJECTION).id
+        for status in (LeadStatus.WON, LeadStatus.LOST):
+            make_lead(session, score=92, status=status, created_at=JANUARY, review_reason=INJECTION)
+
+    summary = _home(engine)
+
+    assert ([b.id for b in summary.needs_review], summary.needs_review_total) == ([open_one], 1)
+    assert ([b.id for b in summary.high_uncontacted], summary.high_uncontacted_total) == ([open_one], 1)
+
+
 # --- deletion ---------------------------------------------------------------------------------------------------
 
 
@@ -143,19 +209,97 @@ def test_delete_removes_the_lead_and_everything_belonging_to_it(engine: Engine):
 
 def test_a_deleted_lead_leaves_an_audit_event_without_personal_data(engine: Engine):
     with session_scope(engine) as session:
+        webhooks.create_endpoint(session=session, name="crm", url="https://crm.example.com/hook", event_types=(),
+                                 actor="user:ada")
         lead = make_lead(session, company="Harborline Freight", phone="+1 312 555 0148", budget="$80k-$120k")
+        _imported_update_of(session, lead)
 
     with session_scope(engine) as session:
         lead_service.delete(session=session, lead_id=lead.id, actor="user:maria")
 
     with session_scope(engine) as session:
         event = audit.get_all(session=session, action="lead.deleted")[0]
+        every_audit_entry = json.dumps([[e.action, e.target_id, e.detail] for e in session.scalars(select(AuditEvent))])
     assert (event.actor, event.target_type, event.target_id) == ("user:maria", "lead", lead.id)
     assert event.detail == {"status": "NEW", "priority": lead.priority.value, "score": lead.score, "source": "website",
                             "created_at": lead.created_at.isoformat()}
-    stored = json.dumps(event.detail).lower()
     for personal in ("dana", "whitfield", "harborline", "555", "80k", "tracking portal"):
-        assert personal not in stored
+        assert personal not in json.dumps(event.detail).lower()
+        assert personal not in every_audit_entry.lower(), "no other audit entry took the copies either"
+
+
+def _imported_update_of(session, lead: Lead) -> ImportRow:  # noqa: ANN001 - a Session
+    """An import row as core.imports writes it for a lead the file updated: the lead's values before."""
+    batch = ImportBatch(filename="crm-export.csv", created_by="user:max")
+    session.add(batch)
+    session.flush()
+    row = ImportRow(batch_id=batch.id, row_number=2, action="updated", lead_id=lead.id,
+                    previous={"lead": {"full_name": lead.full_name, "email": lead.email, "phone": lead.phone,
+                                       "message": lead.message}})
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _mentions(engine: Engine, text: str) -> list[str]:
+    """The webhook events and import rows whose stored text contains `text`."""
+    text = text.lower()
+    with session_scope(engine) as session:
+        events = [f"event {e.id}" for e in session.scalars(select(WebhookEvent))
+                  if text in json.dumps(e.payload).lower()]
+        rows = [f"import row {r.id}" for r in session.scalars(select(ImportRow))
+                if text in json.dumps([r.previous, r.raw]).lower()]
+    return events + rows
+
+
+def test_delete_takes_the_leads_webhook_events_and_import_rows_and_nothing_more_is_sent(
+        engine: Engine, settings: Settings):
+    with WebhookReceiver() as receiver:
+        with session_scope(engine) as session:
+            webhooks.create_endpoint(session=session, name="crm", url=receiver.url, event_types=(), actor="user:ada")
+            lead = make_lead(session)
+            kept = make_lead(session, full_name="Lee Okafor", email="lee.okafor@example.com")
+            _imported_update_of(session, lead)
+            _imported_update_of(session, kept)
+        assert webhooks.run_pass(engine=engine, settings=settings).delivered == 4  # created and analyzed, twice
+        with session_scope(engine) as session:
+            lead_service.update(session=session, lead=session.get(Lead, lead.id),
+                                changes=LeadUpdate(status=LeadStatus.CONTACTED), actor="user:maria")
+        with session_scope(engine) as session:
+            pending = session.scalars(select(WebhookDelivery).where(
+                WebhookDelivery.status == DeliveryStatus.PENDING)).one()
+            assert pending.event.type == "lead.status_changed" and pending.event.lead_id == lead.id
+        assert len(_mentions(engine, lead.email)) == 4  # three events and the import row
+
+        with session_scope(engine) as session:
+            lead_service.delete(session=session, lead_id=lead.id, actor="user:maria")
+        later = webhooks.run_pass(engine=engine, settings=settings)
+        requests = receiver.requests
+
+    assert _mentions(engine, lead.email) == [] and _mentions(engine, "whitfield") == []
+    assert later.line() == "webhooks: 0 delivered, 0 retrying, 0 failed", "the pending event was never sent"
+    assert len(requests) == 4 and not any(b"CONTACTED" in r.body for r in requests)
+    assert len(_mentions(engine, kept.email)) == 3, "the other lead's events and import row stay"
+    with session_scope(engine) as session:
+        assert {e.lead_id for e in session.scalars(select(WebhookEvent))} == {kept.id}
+        assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 2
+        assert session.scalar(select(func.count()).select_from(ImportBatch)) == 2, "the imports' records stay"
+
+
+def test_deleting_a_lead_takes_the_events_of_the_leads_merged_into_it(engine: Engine):
+    with session_scope(engine) as session:
+        webhooks.create_endpoint(session=session, name="crm", url="https://crm.example.com/hook", event_types=(),
+                                 actor="user:ada")
+        keep = make_lead(session)
+        drop = make_lead(session, full_name="Dana W.", email="dana.w@harborlinefreight.example")
+    with session_scope(engine) as session:
+        duplicates.merge(session=session, keep_id=keep.id, drop_id=drop.id, actor="user:max")
+
+    with session_scope(engine) as session:
+        lead_service.delete(session=session, lead_id=keep.id, actor="user:maria")
+
+    assert _mentions(engine, "dana.w@") == [] and _mentions(engine, keep.email) == []
+    assert rows_of(engine, WebhookEvent) == 0
 
 
 def test_deleting_an_unknown_lead_raises_not_found(engine: Engine):

@@ -103,6 +103,44 @@ def test_emit_is_part_of_the_callers_transaction(engine: Engine):
         webhooks.emit(session=session, type="lead.deleted", data=LEAD)
 
 
+def test_each_event_knows_the_lead_its_data_describes(engine: Engine):
+    add_endpoint(engine, "https://a.example.com/hook")
+    other = "01JOTHER000000000000000000"
+    events = {
+        "lead.created": LEAD,
+        "lead.analyzed": LEAD,
+        "lead.status_changed": {"lead": LEAD, "from": "NEW", "to": "CONTACTED", "by": "user:ada"},
+        "followup.sent": {"follow_up": {"id": "01JFOLLOWUP", "lead_id": other, "number": 1}},
+        "insight.generated": {"id": "01JREPORT0000000000000000", "period": "WEEKLY"},
+    }
+    ids = {type_: emit(engine, type=type_, data=data) for type_, data in events.items()}
+    too_long = emit(engine, type="lead.analyzed", data={**LEAD, "id": "x" * 27})
+
+    with session_scope(engine) as session:
+        lead_of = {event.id: event.lead_id for event in session.scalars(select(WebhookEvent))}
+    assert {type_: lead_of[event_id] for type_, event_id in ids.items()} == {
+        "lead.created": LEAD["id"], "lead.analyzed": LEAD["id"], "lead.status_changed": LEAD["id"],
+        "followup.sent": other, "insight.generated": None}
+    assert lead_of[too_long] is None, "an id longer than any lead's names no lead"
+
+
+def test_deleting_a_leads_events_takes_their_deliveries_so_nothing_is_sent(engine: Engine, settings: Settings):
+    with WebhookReceiver() as receiver:
+        add_endpoint(engine, receiver.url)
+        emit(engine)
+        run(engine, settings, utcnow())  # delivered: its stored copy goes too
+        emit(engine, type="lead.status_changed", data={"lead": LEAD, "from": "NEW", "to": "WON", "by": "user:ada"})
+        kept = emit(engine, data={**LEAD, "id": "01JOTHER000000000000000000"})
+        with session_scope(engine) as session:
+            assert webhooks.delete_for_leads(session=session, lead_ids=[LEAD["id"]]) == 2
+        summary = run(engine, settings, utcnow())
+        requests = receiver.requests
+
+    assert summary.line() == "webhooks: 1 delivered, 0 retrying, 0 failed"
+    assert [r.headers["webhook-id"] for r in requests][1:] == [kept], "the deleted pending event was never sent"
+    assert [d.event_id for d in deliveries(engine)] == [kept]
+
+
 def test_three_failures_then_success_arrive_under_one_id_and_every_request_verifies(
         engine: Engine, settings: Settings):
     with WebhookReceiver(500, 500, 500, 200) as receiver:
