@@ -6,7 +6,7 @@ one whole script run as the server does it on every click, Home.py first (sessio
 sign-in credentials, menu) and then the queue page (filters, a page of 50 leads, the total count, the table).
 Not timed: the websocket and the browser's drawing.
 
-Four views: the default one (every lead of the last 180 days, highest score first), status=NEW, a text search
+Four views: the default one (every lead of any date, highest score first), status=NEW, a text search
 ("okonkwo", about 0.3% of the demo leads) and page 2 (Next pressed once). Each is timed cold, after
 st.cache_data.clear() so that the page's cached reads go to the database again, and warm, when they come from the
 page's cache (a 15 s TTL). The "query" column is the time spent inside core.lead_views.queue_page on the cold runs.

@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import activities, duplicates, permissions
 from core import leads as lead_service
 from core.errors import FieldError, NotFound, ValidationFailed
 from core.leads import LeadFilters, Sort
-from db.models import Role, utcnow
+from db.models import Lead, Role, utcnow
+
+# The queue's orders, as core.leads pages them. Name A-Z is left out: no index orders by name, so every page would
+# sort all matching leads.
+QUEUE_SORTS = lead_service.SORTS
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,11 @@ def queue_page(*, session: Session, filters: LeadFilters, sort: Sort = "score", 
             for lead in page.items]
     return QueuePage(rows=rows, next_cursor=page.next_cursor,
                      total=lead_service.count(session=session, filters=filters))
+
+
+def sources(*, session: Session) -> list[str]:
+    """Every source a lead has come from (website, walk-in, an import's or API client's own), A-Z."""
+    return list(session.scalars(select(Lead.source).distinct().order_by(Lead.source)))
 
 
 def visible_filters(filters: LeadFilters, *, user_id: str, role: str) -> LeadFilters:

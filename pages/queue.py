@@ -6,12 +6,16 @@ import streamlit as st
 
 from core import errors, exports, lead_views, schemas, uow, users
 from core import leads as lead_service
+from core.display import plain
 from pages._common import may, require
 
 PAGE_SIZE = 50
 STATUSES = ["NEW", "CONTACTED", "QUALIFIED", "PROPOSAL_SENT", "WON", "LOST"]
 PRIORITIES = ["HIGH", "MEDIUM", "LOW"]
-SOURCES = ["website", "api", "manual", "referral", "linkedin", "event", "phone", "email", "import"]
+SORT_LABELS = {"score": "Highest score", "newest": "Newest", "oldest": "Oldest"}
+# The filter widgets' keys and their "show everything" values, so one button can put them all back.
+FILTER_DEFAULTS = {"queue_text": "", "queue_priority": "All", "queue_status": "All", "queue_owner": "Anyone",
+                   "queue_source": "All", "queue_period": (), "queue_review": False}
 
 user = require("queue")
 
@@ -19,6 +23,11 @@ user = require("queue")
 @st.cache_data(ttl=30, show_spinner=False)
 def _people() -> list[dict]:
     return [{"id": u.id, "username": u.username} for u in uow.read(users.get_all) if not u.disabled]
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _sources() -> list[str]:
+    return uow.read(lead_views.sources)
 
 
 @st.cache_data(ttl=15, show_spinner=False)
@@ -30,32 +39,39 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _clear_filters() -> None:
+    st.session_state.update(FILTER_DEFAULTS)
+
+
 st.title("Lead queue")
 people = _people()
 usernames = {p["id"]: p["username"] for p in people}
 
 with st.container(border=True):
-    text = st.text_input("Search name, email or company", placeholder="e.g. harbor or dana@harborline.example")
+    text = st.text_input("Search name, email or company", placeholder="e.g. harbor or dana@harborline.example",
+                         key="queue_text")
     a, b, c, d = st.columns(4)
-    priority = a.selectbox("Priority", ["All", *PRIORITIES])
-    status = b.selectbox("Status", ["All", *STATUSES])
+    priority = a.selectbox("Priority", ["All", *PRIORITIES], key="queue_priority")
+    status = b.selectbox("Status", ["All", *STATUSES], key="queue_status")
     owner_choices = ["Anyone", "Unassigned", *usernames.values()]
-    owner = c.selectbox("Assignee", owner_choices)
-    source = d.selectbox("Source", ["All", *SOURCES])
+    owner = c.selectbox("Assignee", owner_choices, key="queue_owner")
+    source = d.selectbox("Source", ["All", *_sources()], key="queue_source")
     e, f, g = st.columns([2, 1, 1])
     today = datetime.now(UTC).date()
-    period = e.date_input("Created between", value=(today - timedelta(days=180), today), max_value=today)
-    sort = f.radio("Sort by", ["score", "newest"], horizontal=True,
-                   format_func=lambda s: "Highest score" if s == "score" else "Newest")
-    review_only = g.toggle("Needs review only")
+    period = e.date_input("Created between", value=(), max_value=today, key="queue_period",
+                          help="Leave empty to see leads of every date.")
+    sort = f.radio("Sort by", list(lead_views.QUEUE_SORTS), horizontal=True, format_func=SORT_LABELS.get)
+    review_only = g.toggle("Needs review only", key="queue_review")
 
-start, end = (period if isinstance(period, tuple) and len(period) == 2 else (today - timedelta(days=180), today))
+# No dates: every lead. A start alone: from that day on. Both: those days, the end day included.
+start, end = (tuple(period or ()) + (None, None))[:2]
 owner_id = next((i for i, name in usernames.items() if name == owner), None)
 filters = lead_views.visible_filters(lead_service.LeadFilters(
     status=lead_service.LeadStatus(status) if status != "All" else None,
     priority=lead_service.Priority(priority) if priority != "All" else None,
     source=source if source != "All" else None, text=text.strip()[:100] or None,
-    created_after=_start_of(start), created_before=_start_of(end + timedelta(days=1)),
+    created_after=_start_of(start) if start else None,
+    created_before=_start_of(end + timedelta(days=1)) if end else None,
     assignee_id=owner_id, unassigned=owner == "Unassigned", needs_review=True if review_only else None,
 ), user_id=user["id"], role=user["role"])
 
@@ -67,17 +83,30 @@ if st.session_state.get("queue_signature") != signature:
 cursors: list = st.session_state["queue_cursors"]
 page = _page(filters, sort, cursors[-1])
 
+if not page.rows and len(cursors) > 1:
+    # Leads left this page since it was reached (changed or deleted): start again from the first page.
+    st.session_state["queue_cursors"] = [None]
+    st.rerun()
 if page.total == 0:
-    st.info("No leads match these filters. Clear the search or widen the dates, or add one under New lead.")
+    if any(st.session_state.get(key, default) != default for key, default in FILTER_DEFAULTS.items()):
+        st.info("No leads match these filters. Clear the search or some of the filters, or widen the dates.")
+        st.button("Clear all filters", on_click=_clear_filters, icon=":material/filter_alt_off:")
+    else:
+        st.info("No leads to show yet. Add one under New lead.")
     st.stop()
 
 first = (len(cursors) - 1) * PAGE_SIZE + 1
 st.caption(f"Leads {first:,}–{first + len(page.rows) - 1:,} of {page.total:,}")
 bulk = may(user, "lead.bulk")
+# A selection is a list of row positions: it must not outlive the rows it was made on. The key changes with anything
+# that can change the rows (filters, order, page, a bulk change, and the rows themselves, which other people's
+# changes reorder once the cache expires), so a new table starts with nothing selected.
+shown_ids = tuple(row["id"] for row in page.rows)
+view = (signature, cursors[-1], st.session_state.get("queue_bulk_round", 0), shown_ids)
 table = st.dataframe(
     [{k: v for k, v in row.items() if k != "id"} for row in page.rows],
     hide_index=True, width="stretch", on_select="rerun",
-    selection_mode="multi-row" if bulk else "single-row", key=f"queue_table_{len(cursors)}",
+    selection_mode="multi-row" if bulk else "single-row", key=f"queue_table_{hash(view) & (2**64 - 1):016x}",
     column_config={
         "score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d", width=90),
         "priority": st.column_config.TextColumn("Priority", width=75), "name": "Name", "company": "Company",
@@ -87,7 +116,7 @@ table = st.dataframe(
         "review": st.column_config.CheckboxColumn("Review", width=60),
     },
 )
-selected = [page.rows[i]["id"] for i in table.selection.rows]
+selected = [shown_ids[i] for i in dict.fromkeys(table.selection.rows) if 0 <= i < len(shown_ids)]
 
 back, forward, open_ = st.columns([1, 1, 4])
 if back.button("← Previous", disabled=len(cursors) == 1):
@@ -111,8 +140,8 @@ if may(user, "lead.export"):
                             mime=exports.MIME["csv"], icon=":material/download:", on_click="ignore")
     xlsx_col.download_button("Export Excel", data=lambda: _export("xlsx"), file_name="leads.xlsx",
                              mime=exports.MIME["xlsx"], icon=":material/download:", on_click="ignore")
-    note.caption(f"Exports hold all {page.total:,} leads matching these filters, not just this page. Cells that a "
-                 "spreadsheet would run as formulas start with ' so they open as plain text.")
+    note.caption(f"Exports hold all {page.total:,} leads matching these filters in this order, not just this page. "
+                 "Cells that a spreadsheet would run as formulas start with ' so they open as plain text.")
 
 if bulk and selected:
     with st.form("bulk"):
@@ -135,8 +164,10 @@ if bulk and selected:
                                                            changes=schemas.parse_update(changes),
                                                            actor=f"user:{user['username']}")
                 except errors.ValidationFailed as exc:
-                    st.error("; ".join(f"{e.field}: {e.message}" for e in exc.errors))
+                    st.error("; ".join(f"{e.field}: {plain(e.message)}" for e in exc.errors))
                 else:
                     st.cache_data.clear()
+                    # A new table: the changed leads may have left or moved, and the selection goes with them.
+                    st.session_state["queue_bulk_round"] = st.session_state.get("queue_bulk_round", 0) + 1
                     st.toast(f"{changed} lead(s) updated")
                     st.rerun()
