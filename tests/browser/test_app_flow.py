@@ -305,6 +305,41 @@ def test_staff_member_takes_a_new_lead_from_intake_to_contacted(new_page: Any, w
     assert lead_by_email(web_server, email).status.value == "CONTACTED"
 
 
+def test_a_lead_sent_through_the_public_form_is_in_the_queue_with_its_analysis(new_page: Any,
+                                                                             web_server: WebServer) -> None:
+    username = add_user(web_server, Role.STAFF)
+    suffix = tag()
+    full_name = f"Ines {suffix.title()}"
+    page = new_page(web_server)
+
+    # A visitor on the website: no sign-in, the plain HTML form.
+    page.goto("/form")
+    page.get_by_label("Full name").fill(full_name)
+    page.get_by_label("Email").fill(f"ines.{suffix}@harborlinefreight.example")
+    page.get_by_label("Company").fill("Harborline Freight")
+    page.get_by_label("Budget").fill("$80k-$120k")
+    page.get_by_label("Message").fill(
+        "We need a shipment tracking portal with SSO, role-based access, live load status from our TMS REST API and "
+        "document uploads. Budget approved; pilot by the end of Q3.")
+    page.get_by_role("button", name="Send enquiry").click()
+    page.get_by_role("heading", name="Thank you!").or_(page.get_by_text("Thank you!")).first.wait_for()
+
+    # A staff member in the app finds it in the queue, scored, and opens it with its analysis.
+    page.goto("/")
+    sign_in(page, username)
+    open_from_sidebar(page, "Lead queue", "Lead queue")
+    grid = find_in_queue(page, full_name)
+    [row] = grid_rows(grid)
+    assert full_name in row and "NEW" in row and "HIGH" in row, row
+    select_row(grid, 0)
+    page.get_by_role("button", name="Open the selected lead").wait_for()
+    settle(page)
+    open_the_selected_lead(page, full_name)
+    assert page.get_by_text("Why this score").is_visible()
+    assert page.get_by_text("website", exact=False).first.is_visible()
+    page.screenshot(path=str(FLOW / "09-form-lead-opened.png"))
+
+
 def test_every_page_an_admin_sees(new_page: Any, web_server: WebServer) -> None:
     username = add_user(web_server, Role.ADMIN)
     full_name = f"Adaeze {tag().title()}"

@@ -181,7 +181,8 @@ def test_network_error_and_429_keep_one_idempotency_key_until_it_goes_through(pa
             route.abort("internetdisconnected")
         elif answer == "429":
             route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/json",
-                          body='{"errors": [{"field": "request", "message": "too many requests; try again later"}]}')
+                          body='{"errors": [{"field": "request", "message": "too many requests from this address '
+                               '(at most 5 requests at once, then 10 a minute); try again in 1 s"}]}')
         else:
             route.continue_()
     page.route("**/api/leads/public", flaky)
