@@ -39,8 +39,10 @@ def _authenticator() -> stauth.Authenticate:
         credentials = auth.authenticator_credentials(session=session)
         key = (config.leadops_cookie_key.get_secret_value() if config.leadops_cookie_key
                else app_settings.get_or_create_cookie_key(session=session))
+    # The widget reads its cookie from the request's headers (st.context.cookies), so its pause before drawing the
+    # form (0.7 s on every signed-out run) buys nothing, and a Sign in press landing in it could be lost to a rerun.
     authenticator = stauth.Authenticate(credentials, COOKIE_NAME, key, cookie_expiry_days=COOKIE_DAYS,
-                                        auto_hash=False)
+                                        auto_hash=False, login_sleep_time=0)
 
     def checked(username: str, password: str) -> bool:
         # Our lockout and audit trail decide, not the widget's own (which does not persist).

@@ -406,5 +406,5 @@ def test_empty_database_shows_its_empty_states(new_page: Any, empty_web_server: 
     shoot(page, "empty-home")
 
     open_from_sidebar(page, "Lead queue", "Lead queue")
-    assert page.get_by_text("No leads match these filters.").is_visible()
+    assert page.get_by_text("No leads to show yet. Add one under New lead.").is_visible()
     shoot(page, "empty-queue")
