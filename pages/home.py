@@ -18,8 +18,10 @@ def _summary(own_or_unassigned_for: str | None) -> lead_service.HomeSummary:
 
 
 def _age(created: datetime) -> str:
-    hours = (datetime.now(UTC) - created).total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+    minutes = (datetime.now(UTC) - created).total_seconds() / 60
+    if minutes < 60:
+        return f"{max(minutes, 1):.0f} min"
+    return f"{minutes / 60:.0f} h" if minutes < 48 * 60 else f"{minutes / 1440:.0f} days"
 
 
 st.title("What needs doing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import streamlit as st
@@ -567,3 +568,21 @@ def test_imported_attributes_are_listed_on_the_lead_as_plain_text(app_db, signed
     assert dict(zip(table["attribute"], table["value"], strict=True)) == {
         "Lead Origin": "API", "Specialization": "**bold** <b>x</b>", "TotalVisits": "5"}
     assert not any("<b>x</b>" in m for m in markdown_texts(at))
+
+
+def test_to_do_shows_how_long_a_high_lead_has_waited_and_the_weeks_counts(app_db, signed_in, add_lead):
+    fresh = add_lead(full_name="Fresh Lead")  # HIGH by the default payload, not contacted
+    waited = add_lead(full_name="Waiting Lead", email="waiting@harborline.example")
+    with app_db.session() as session:
+        session.get(Lead, waited["id"]).created_at = datetime.now(UTC) - timedelta(hours=5)
+
+    at = open_page(signed_in("manager"), "pages/home.py")
+
+    assert not at.exception
+    shown = values(at.text)
+    assert any(t.startswith(fresh["full_name"]) and t.endswith("waiting 1 min") for t in shown), shown
+    assert any(t.startswith("Waiting Lead") and t.endswith("waiting 5 h") for t in shown), shown
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["New leads today"] in ("1", "2")  # the 5-hour-old one may fall on yesterday in UTC
+    assert metrics["This week so far"] in ("1", "2")
+    assert "HIGH leads not contacted (2)" in values(at.subheader)
