@@ -1,5 +1,7 @@
 """LeadOps entry point: sign-in, then the menu of pages the signed-in role may open."""
 
+from datetime import UTC, datetime, timedelta
+
 import streamlit as st
 import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
@@ -12,6 +14,7 @@ COOKIE_NAME = "leadops_session"
 # The widget's cookie cannot be revoked and is readable by scripts: keep it short-lived, and re-check the user in
 # the database on every rerun (below), so a disabled user is out at once.
 COOKIE_DAYS = 0.5
+SIGNED_IN_AT = "leadops_signed_in_at"
 SIGN_IN_FIELDS = {"Form name": "Sign in to LeadOps", "Username": "Username", "Password": "Password",
                   "Login": "Sign in"}
 
@@ -49,6 +52,8 @@ def _authenticator() -> stauth.Authenticate:
         with uow.transaction() as session:
             result = auth.check_login(session=session, username=username, password=password)
         st.session_state["login_message"] = None if result.ok else result.message
+        if result.ok:
+            st.session_state[SIGNED_IN_AT] = datetime.now(UTC)
         return result.ok
 
     authenticator.authentication_controller.authentication_model.check_credentials = checked
@@ -74,11 +79,30 @@ def _sign_in(authenticator: stauth.Authenticate) -> dict | None:
     user = uow.read(auth.active_user, username=st.session_state.get("username") or "")
     if user is None:
         # Disabled or deleted since the cookie was issued: out now, not when the cookie expires.
-        authenticator.logout(location="unrendered")
-        st.session_state.pop("leadops_user", None)
-        st.warning("Your account is no longer active. Ask an admin if this is a mistake.")
-        return None
+        return _signed_out_now(authenticator, "Your account is no longer active. Ask an admin if this is a mistake.")
+    if auth.signed_in_before_password_change(user, _signed_in_at(authenticator)):
+        return _signed_out_now(authenticator, "Your password was changed since you signed in here. Sign in again "
+                                              "with the new one.")
     return {"id": user.id, "username": user.username, "name": user.name or user.username, "role": user.role.value}
+
+
+def _signed_out_now(authenticator: stauth.Authenticate, why: str) -> None:
+    """Ends this session and forgets the browser's cookie, says why, and shows the sign-in form."""
+    authenticator.logout(location="unrendered")
+    st.session_state.pop("leadops_user", None)
+    st.warning(why)
+    authenticator.login(location="main", fields=SIGN_IN_FIELDS)
+
+
+def _signed_in_at(authenticator: stauth.Authenticate) -> datetime | None:
+    """When this session signed in: at the form, or when the browser's cookie was issued (half a day before it
+    expires); None when neither is known."""
+    if SIGNED_IN_AT not in st.session_state:
+        token = authenticator.cookie_controller.get_cookie()
+        expires = token.get("exp_date") if isinstance(token, dict) else None
+        st.session_state[SIGNED_IN_AT] = (datetime.fromtimestamp(expires, UTC) - timedelta(days=COOKIE_DAYS)
+                                          if expires else None)
+    return st.session_state[SIGNED_IN_AT]
 
 
 def _signed_out() -> None:
@@ -89,6 +113,7 @@ authenticator = _authenticator()
 user = _sign_in(authenticator)
 if user is None:
     st.session_state.pop("leadops_user", None)
+    st.session_state.pop(SIGNED_IN_AT, None)
     # Always declare the navigation, so no page is listed, or reachable, before sign-in.
     st.navigation([st.Page(_signed_out, title="Sign in")], position="hidden").run()
     st.stop()

@@ -95,6 +95,13 @@ def active_user(*, session: Session, username: str) -> User | None:
     return user if user is not None and not user.disabled else None
 
 
+def signed_in_before_password_change(user: User, signed_in_at: datetime | None) -> bool:
+    """True when this session began before the user's password was last changed or reset: it must end, so a change
+    locks out whoever else held the account (another browser, a stolen cookie)."""
+    changed = user.password_changed_at
+    return changed is not None and (signed_in_at is None or signed_in_at < changed)
+
+
 def authenticator_credentials(*, session: Session) -> dict[str, Any]:
     """The active users in the shape streamlit-authenticator 0.4.2 takes (password hashes, never passwords)."""
     active = session.scalars(select(User).where(User.disabled.is_(False)).order_by(User.username))

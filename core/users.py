@@ -139,7 +139,7 @@ def reset_password(*, session: Session, user_id: str, actor: str) -> str:
     """Gives a user a new random password and clears any lockout; the password is returned here only."""
     user = _get_or_raise(session, user_id)
     password = secrets.token_urlsafe(15)  # 20 characters, 120 bits
-    user.password_hash = hash_password(password)
+    user.password_hash, user.password_changed_at = hash_password(password), utcnow()
     user.failed_logins, user.locked_until = 0, None
     audit.record(session=session, actor=actor, action="user.password_reset", target_type="user", target_id=user.id,
                  detail={"username": user.username})
@@ -158,7 +158,7 @@ def change_password(*, session: Session, user_id: str, current: str, new: str) -
         raise ValidationFailed([FieldError("new_password", e.message) for e in exc.errors]) from None
     if new == current:
         raise ValidationFailed([FieldError("new_password", "must differ from the current password")])
-    user.password_hash = hash_password(new)
+    user.password_hash, user.password_changed_at = hash_password(new), utcnow()
     user.failed_logins, user.locked_until = 0, None
     audit.record(session=session, actor=user.username, action="user.password_changed", target_type="user",
                  target_id=user.id, detail={"username": user.username})

@@ -1,5 +1,7 @@
 """My account: change my password; viewers, managers and admins choose whether the report comes by email."""
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from core import digest, errors, uow, users
@@ -27,7 +29,9 @@ with st.form("change_password", clear_on_submit=True):
                 for problem in exc.errors:
                     st.error(f"{problem.field.replace('_', ' ').capitalize()}: {plain(problem.message)}")
             else:
-                st.success("Password changed.")
+                # Other sessions of this account end at their next click; this one stays signed in.
+                st.session_state["leadops_signed_in_at"] = datetime.now(UTC)
+                st.success("Password changed. Other places you were signed in will ask for the new one.")
 
 
 def _report_email() -> None:

@@ -127,6 +127,21 @@ def test_a_reset_password_is_strong_works_at_once_and_lifts_a_lockout(engine: En
     assert new not in json.dumps([detail for *_, detail in trail])
 
 
+@pytest.mark.parametrize("change", ["reset", "own change"])
+def test_a_password_change_ends_sessions_signed_in_before_it(engine: Engine, team: dict[str, str], change: str):
+    with session_scope(engine) as session:
+        before = datetime.now(UTC)
+        assert not auth.signed_in_before_password_change(users.get(session=session, user_id=team["sam"]), before)
+        if change == "reset":
+            users.reset_password(session=session, user_id=team["sam"], actor="root")
+        else:
+            users.change_password(session=session, user_id=team["sam"], current=PASSWORD, new="a brand new secret")
+        sam = users.get(session=session, user_id=team["sam"])
+        assert auth.signed_in_before_password_change(sam, before)
+        assert auth.signed_in_before_password_change(sam, None)  # a session that cannot say when it began
+        assert not auth.signed_in_before_password_change(sam, datetime.now(UTC))
+
+
 def test_two_resets_give_different_passwords(engine: Engine, team: dict[str, str]):
     with session_scope(engine) as session:
         first = users.reset_password(session=session, user_id=team["sam"], actor="root")

@@ -545,12 +545,58 @@ def test_the_right_current_password_changes_it(app_db, signed_in):
 
     assert not at.exception
     assert not at.error
-    assert "Password changed." in values(at.success)
+    assert any(s.startswith("Password changed.") for s in values(at.success)), values(at.success)
     stored = app_db.user("sam").password_hash
     assert users.verify_password("a brand new secret", stored)
     assert not users.verify_password(password_of("sam"), stored)
     # and the new one signs in
     assert signed_in_as(submit_sign_in(new_app(), "sam", "a brand new secret")) == "sam"
+
+
+def test_a_password_reset_ends_the_sessions_signed_in_before_it(app_db, signed_in):
+    at = signed_in("staff")
+    with app_db.session() as session:
+        users.reset_password(session=session, user_id=app_db.user("sam").id, actor="ada")
+
+    at.switch_page("Home.py")  # the next click, whichever page it opens
+    at.run()
+
+    assert not at.exception
+    assert any("password was changed" in w for w in values(at.warning)), values(at.warning)
+    assert signed_in_as(at) is None
+    at.run()
+    assert shows_sign_in_form(at)
+
+
+def test_changing_ones_own_password_keeps_this_session(app_db, signed_in):
+    at = change_password(open_page(signed_in("staff"), "pages/account.py"), password_of("sam"),
+                         "a brand new secret")
+    assert any(s.startswith("Password changed.") for s in values(at.success)), values(at.success)
+
+    at.switch_page("Home.py")
+    at.run()
+
+    assert not at.exception
+    assert signed_in_as(at) == "sam"
+
+
+@pytest.mark.parametrize(("issued_hours_ago", "still_signed_in"), [(1, False), (0, True)])
+def test_a_cookie_from_before_a_password_reset_no_longer_signs_in(app_db, monkeypatch, issued_hours_ago,
+                                                                   still_signed_in):
+    with app_db.session() as session:
+        users.reset_password(session=session, user_id=app_db.user("sam").id, actor="ada")
+    # A browser holding sam's cookie, issued an hour before the reset (or just now, after it). The widget sets the
+    # cookie's expiry half a day after it issues it.
+    expires = time.time() + 12 * 3600 - issued_hours_ago * 3600 + (5 if still_signed_in else 0)
+    cookie = {"username": "sam", "exp_date": expires}
+    monkeypatch.setattr(CookieModel, "get_cookie", lambda self: None if st.session_state.get("logout") else cookie)
+    monkeypatch.setattr(CookieModel, "delete_cookie", lambda self: None)
+
+    at = new_app()
+
+    assert not at.exception
+    assert (signed_in_as(at) == "sam") is still_signed_in
+    assert shows_sign_in_form(at) is not still_signed_in
 
 
 def test_imported_attributes_are_listed_on_the_lead_as_plain_text(app_db, signed_in, add_lead):
