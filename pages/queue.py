@@ -108,11 +108,16 @@ table = st.dataframe(
     hide_index=True, width="stretch", on_select="rerun",
     selection_mode="multi-row" if bulk else "single-row", key=f"queue_table_{hash(view) & (2**64 - 1):016x}",
     column_config={
-        "score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d", width=90),
-        "priority": st.column_config.TextColumn("Priority", width=75), "name": "Name", "company": "Company",
-        "budget": "Budget", "status": st.column_config.TextColumn("Status", width=110),
-        "assignee": "Assignee", "source": None,
-        "age_days": st.column_config.NumberColumn("Days", width=55, help="Days since the lead arrived"),
+        # Widths that fit the table in a 1280 px window with the menu open, so the Review column is not scrolled off;
+        # a long name or company is cut in the cell and shown whole on the lead page.
+        "score": st.column_config.ProgressColumn("Score", min_value=0, max_value=100, format="%d", width=85),
+        "priority": st.column_config.TextColumn("Priority", width=70),
+        "name": st.column_config.TextColumn("Name", width=130),
+        "company": st.column_config.TextColumn("Company", width=120),
+        "budget": st.column_config.TextColumn("Budget", width=85),
+        "status": st.column_config.TextColumn("Status", width=105),
+        "assignee": st.column_config.TextColumn("Assignee", width=85), "source": None,
+        "age_days": st.column_config.NumberColumn("Days", width=50, help="Days since the lead arrived"),
         "review": st.column_config.CheckboxColumn("Review", width=60),
     },
 )
