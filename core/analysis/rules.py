@@ -120,10 +120,12 @@ _SPAM = _any(
     "pharmacy online", "make money", r"earn \$", "work from home", "free money", "winner", "click here",
     "limited offer", "act now", "100% free", "confirm your (details|account)", "account will be suspended",
     "verify your account", r"payment of \$[\d,]+ is pending", "unsubscribe", "seo errors", "page 1 of google",
-    "first page of google", "guaranteed (ranking|results)", "backlinks", "final notice", "renew now",
-    "last reminder", r"(domain|listing) (registration )?(will )?expir\w*", "search[- ]engine (listing|submission)",
-    "amount due", r"certified (cheque|check)", r"when the (cheque|check) clears",
-    r"(registration|processing|release) fee", "contract award letter", r"forward \$?[\d,]+ (to|by wire)",
+    "first page of google", "guaranteed (ranking|results)", "backlinks",
+    # Scams addressed to us: invoicing, events and marketplaces speak of "amount due" or a "registration fee" too.
+    r"your domain (name |registration )?(and [\w -]{0,30})?(will )?expir\w*", "failure to renew",
+    r"domain[\w ]{0,40} expir\w* in \d+ (hours|days)", "search[- ]engine (listing|submission)",
+    r"certified (cheque|check)", r"when the (cheque|check) clears", "you are required to pay",
+    "contract award letter", r"forward \$?[\d,]+ (to|by wire)",
 )
 _VENDOR = _any(
     "we (offer|provide|can bring you|can help you (rank|grow)|specialize in providing)",
@@ -133,7 +135,9 @@ _VENDOR = _any(
     "we checked your website", "scale your delivery", "per hour rates?", r"(at|from) \$\d+\s*/\s*(h|hr|hour)",
     r"(agency|reseller|affiliate) partner program\w*", r"(reseller|affiliate) program\w* for (agencies|you)",
     "revenue share for", "co-marketing",
-    "for every client you (bring|refer)", "would you like to (join|become)", "white[- ]label for agencies",
+    "for every client you (bring|refer)",
+    r"would you like to (join our|become (a|an|our)) (\w+ )?(partner|reseller|affiliate)",
+    "white[- ]label for agencies",
     "under your brand", r"overflow (design |development )?work", "partner (margin|pricing)",
 )
 _JOB_SEEKER = _any(
@@ -177,8 +181,10 @@ def _signals(lead: LeadFacts) -> _Signals:
 def _foreign_links(text: str, own_domain: str) -> int:
     """Links to other sites: a sender's link to their own website (a signature) is not link stuffing."""
     hosts = (_URL_HOST.match(m.group(0)) for m in _URL.finditer(text))
-    return sum(1 for h in hosts if not h or not (h.group(1).lower() == own_domain
-                                                 or h.group(1).lower().endswith("." + own_domain)))
+    own = own_domain.lower()
+    # A link's host as written, less the punctuation of the sentence around it ("see acme.com.").
+    names = (h.group(1).lower().rstrip(".,;:!)") if h else "" for h in hosts)
+    return sum(1 for name in names if not (name == own or name.endswith("." + own)))
 
 
 def _budget(lead: LeadFacts, s: _Signals, p: BusinessProfile) -> Factor:
