@@ -245,7 +245,11 @@ class Api:
             return {}
         with session_scope(self.engine) as session:
             allowed = app_settings.get_allowed_origins(session=session)
-        if origin.rstrip("/") not in allowed:
+        try:
+            sent = app_settings.normalise_origin(origin)  # compared in the same form the settings keep
+        except ValueError:
+            sent = None
+        if sent not in allowed:
             raise HttpError(403, [FieldError("Origin", f"{origin} may not post to this form")])
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
                 "Access-Control-Allow-Methods": "POST, OPTIONS",

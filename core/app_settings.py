@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -105,22 +105,30 @@ def normalise_origin(typed: str) -> str:
     """`scheme://host[:port]` as a browser sends it in its Origin header (lower case, no default port), or
     ValueError saying what is wrong: a browser never sends a path, so "www.x.com" or "https://x.com/contact" would
     silently never match."""
-    text = typed.strip()
+    # U+2060 comes along when a suggestion is copied out of an error message (core.display.plain puts it there).
+    text = typed.replace("\u2060", "").strip()
     shown = text if len(text) <= 60 else text[:57] + "..."
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        host = text.split("/")[0] or "www.example.com"
-        raise ValueError(f"{shown!r} is not a web origin: write it as https://{host}")
+    parts = urlsplit(text if "://" in text else f"//{text}")
+    host = parts.hostname or ""
+    shown_host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(f"{shown!r} is not a web origin: write it as https://{shown_host or 'www.example.com'}")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
-        host = parts.netloc.rsplit("@", 1)[-1]
-        raise ValueError(f"{shown!r} has more than an origin: keep only {parts.scheme}://{host}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{shown!r} has a port that is not a number") from None
+        raise ValueError(f"{shown!r} has more than an origin: keep only {parts.scheme.lower()}://{shown_host}"
+                         + (f":{parts.port}" if _port(parts) else ""))
+    port = _port(parts)
+    if port is None:
+        raise ValueError(f"{shown!r} has a port that is not a number from 1 to 65535")
     scheme = parts.scheme.lower()
-    default = {"http": 80, "https": 443}[scheme]
-    return f"{scheme}://{parts.hostname}" + (f":{port}" if port and port != default else "")
+    return f"{scheme}://{shown_host}" + (f":{port}" if port and port != {"http": 80, "https": 443}[scheme] else "")
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The URL's port, 0 when it names none, None when it is not a valid port."""
+    try:
+        return parts.port or 0
+    except ValueError:
+        return None
 
 
 def get_or_create_secret(*, session: Session, key: str) -> str:

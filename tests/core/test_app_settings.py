@@ -46,6 +46,8 @@ def test_two_processes_asking_for_a_new_secret_at_once_get_the_same_one(engine: 
     ("https://www.example.com/", "https://www.example.com"),
     ("HTTPS://Shop.Example.com:443", "https://shop.example.com"),
     ("http://localhost:8080", "http://localhost:8080"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+    ("https:\u2060//www\u2060.example.com", "https://www.example.com"),  # copied out of an error message
 ])
 def test_origins_are_kept_as_a_browser_sends_them(typed: str, origin: str):
     assert app_settings.normalise_origin(typed) == origin
@@ -54,8 +56,9 @@ def test_origins_are_kept_as_a_browser_sends_them(typed: str, origin: str):
 @pytest.mark.parametrize(("typed", "says"), [
     ("www.example.com", "write it as https://www.example.com"),
     ("https://example.com/contact", "keep only https://example.com"),
-    ("ftp://example.com", "not a web origin"),
+    ("ftp://example.com", "not a web origin: write it as https://example.com"),
     ("https://example.com:80x", "port that is not a number"),
+    ("https://example.com:99999", "port that is not a number from 1 to 65535"),
 ])
 def test_what_a_browser_never_sends_is_refused_with_the_fix(typed: str, says: str):
     with pytest.raises(ValueError, match=says):
