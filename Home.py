@@ -7,6 +7,7 @@ import streamlit_authenticator as stauth
 from streamlit_authenticator.utilities import LoginError
 
 from core import app_settings, auth, permissions, uow
+from pages._common import REISSUE_COOKIE, SIGNED_IN_AT
 
 st.set_page_config(page_title="LeadOps", page_icon=":material/leaderboard:", layout="wide")
 
@@ -14,7 +15,6 @@ COOKIE_NAME = "leadops_session"
 # The widget's cookie cannot be revoked and is readable by scripts: keep it short-lived, and re-check the user in
 # the database on every rerun (below), so a disabled user is out at once.
 COOKIE_DAYS = 0.5
-SIGNED_IN_AT = "leadops_signed_in_at"
 SIGN_IN_FIELDS = {"Form name": "Sign in to LeadOps", "Username": "Username", "Password": "Password",
                   "Login": "Sign in"}
 
@@ -80,6 +80,8 @@ def _sign_in(authenticator: stauth.Authenticate) -> dict | None:
     if user is None:
         # Disabled or deleted since the cookie was issued: out now, not when the cookie expires.
         return _signed_out_now(authenticator, "Your account is no longer active. Ask an admin if this is a mistake.")
+    if st.session_state.pop(REISSUE_COOKIE, False):
+        authenticator.cookie_controller.set_cookie()  # issued now: after this session's own password change
     if auth.signed_in_before_password_change(user, _signed_in_at(authenticator)):
         return _signed_out_now(authenticator, "Your password was changed since you signed in here. Sign in again "
                                               "with the new one.")

@@ -5,6 +5,11 @@ import streamlit as st
 from core import auth, learned_score, permissions, uow
 from core.display import plain
 
+# When this session signed in (a datetime), and a flag that its cookie must be issued again (after its own password
+# change): sessions that began before a password change end (Home.py).
+SIGNED_IN_AT = "leadops_signed_in_at"
+REISSUE_COOKIE = "leadops_reissue_cookie"
+
 
 def require(page: str) -> dict:
     """The signed-in user, if their role may open `page`; otherwise the page stops with a message."""

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import digest, errors, uow, users
 from core.display import plain
-from pages._common import require
+from pages._common import REISSUE_COOKIE, SIGNED_IN_AT, require
 
 user = require("account")
 st.title("My account")
@@ -29,8 +29,10 @@ with st.form("change_password", clear_on_submit=True):
                 for problem in exc.errors:
                     st.error(f"{problem.field.replace('_', ' ').capitalize()}: {plain(problem.message)}")
             else:
-                # Other sessions of this account end at their next click; this one stays signed in.
-                st.session_state["leadops_signed_in_at"] = datetime.now(UTC)
+                # Other sessions of this account end at their next click; this one stays signed in, and its
+                # browser gets a fresh cookie (Home.py), so a reload or a new tab does not sign it out either.
+                st.session_state[SIGNED_IN_AT] = datetime.now(UTC)
+                st.session_state[REISSUE_COOKIE] = True
                 st.success("Password changed. Other places you were signed in will ask for the new one.")
 
 

@@ -568,16 +568,26 @@ def test_a_password_reset_ends_the_sessions_signed_in_before_it(app_db, signed_i
     assert shows_sign_in_form(at)
 
 
-def test_changing_ones_own_password_keeps_this_session(app_db, signed_in):
+def test_changing_ones_own_password_keeps_this_session_and_its_browser(app_db, signed_in, monkeypatch):
+    # The browser's cookie jar: what the widget last set, as its get_cookie would read it back.
+    jar: dict[str, object] = {}
+    monkeypatch.setattr(CookieModel, "set_cookie", lambda self: jar.update(
+        username=st.session_state["username"], exp_date=time.time() + 12 * 3600))
+    monkeypatch.setattr(CookieModel, "get_cookie", lambda self: None if st.session_state.get("logout") else (
+        dict(jar) or None))
     at = change_password(open_page(signed_in("staff"), "pages/account.py"), password_of("sam"),
                          "a brand new secret")
     assert any(s.startswith("Password changed.") for s in values(at.success)), values(at.success)
+    jar["exp_date"] = time.time() + 12 * 3600 - 60  # as issued at sign-in, before the change
 
     at.switch_page("Home.py")
     at.run()
 
     assert not at.exception
     assert signed_in_as(at) == "sam"
+    # A reload (a new session on the same browser) is still signed in: the cookie was issued again.
+    reloaded = new_app()
+    assert signed_in_as(reloaded) == "sam", values(reloaded.warning)
 
 
 @pytest.mark.parametrize(("issued_hours_ago", "still_signed_in"), [(1, False), (0, True)])
