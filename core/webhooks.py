@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Engine, and_, delete, event, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -144,7 +144,9 @@ def emit(*, session: Session, type: str, data: dict, now: datetime | None = None
     """Writes an event and a delivery per interested endpoint in the caller's transaction; None when none wants it."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}")
-    wanted = [endpoint_id for endpoint_id, types in _enabled_endpoints(session) if not types or type in types]
+    rows = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+                           .where(WebhookEndpoint.enabled.is_(True))).all()
+    wanted = [row.id for row in rows if not row.event_types or type in row.event_types]
     if not wanted:
         return None
     at = now or utcnow()
@@ -155,29 +157,6 @@ def emit(*, session: Session, type: str, data: dict, now: datetime | None = None
                      for endpoint_id in wanted])
     session.flush()
     return event
-
-
-_ENABLED = "webhooks.enabled_endpoints"
-
-
-def _enabled_endpoints(session: Session) -> list[tuple[str, list[str]]]:
-    # Read once per transaction: saving a lead emits two events, a follow-ups pass hundreds.
-    if _ENABLED not in session.info:
-        session.info[_ENABLED] = [(row.id, row.event_types or []) for row in session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(WebhookEndpoint.enabled.is_(True)))]
-    return session.info[_ENABLED]
-
-
-@event.listens_for(Session, "after_flush")
-def _forget_endpoints_when_changed(session: Session, _context: Any) -> None:
-    if any(isinstance(o, WebhookEndpoint) for o in (*session.new, *session.dirty, *session.deleted)):
-        session.info.pop(_ENABLED, None)
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_endpoints_after_the_transaction(session: Session) -> None:
-    session.info.pop(_ENABLED, None)
 
 
 def lead_id_of(type: str, data: dict) -> str | None:
