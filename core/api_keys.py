@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.config import Settings
+from core.errors import NotFound
 from db.models import ApiKey, utcnow
 
 KEY_PREFIX = "lo_"
@@ -48,9 +49,11 @@ def get_all(*, session: Session) -> list[ApiKey]:
 
 
 def revoke(*, session: Session, key_id: str, actor: str = "system") -> None:
-    """Stops a key from working."""
+    """Stops a key from working; raises NotFound for a key that does not exist (revoking twice is fine)."""
     key = session.get(ApiKey, key_id)
-    if key is not None and key.revoked_at is None:
+    if key is None:
+        raise NotFound(f"no API key with id {key_id}")
+    if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit.record(session=session, actor=actor, action="api_key.revoked", target_type="api_key", target_id=key.id,
                      detail={"name": key.name, "prefix": key.prefix})

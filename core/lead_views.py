@@ -15,8 +15,7 @@ from core.errors import FieldError, NotFound, ValidationFailed
 from core.leads import LeadFilters, Sort
 from db.models import Lead, Role, utcnow
 
-# The queue's orders, as core.leads pages them. Name A-Z is left out: no index orders by name, so every page would
-# sort all matching leads.
+# The queue's orders, as core.leads pages them.
 QUEUE_SORTS = lead_service.SORTS
 
 

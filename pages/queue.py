@@ -58,7 +58,9 @@ with st.container(border=True):
     source = d.selectbox("Source", ["All", *_sources()], key="queue_source")
     e, f, g = st.columns([2, 1, 1])
     today = datetime.now(UTC).date()
-    period = e.date_input("Created between", value=(), max_value=today, key="queue_period",
+    # Empty by default (every date), set through the session state only, as "Clear all filters" sets it too.
+    st.session_state.setdefault("queue_period", FILTER_DEFAULTS["queue_period"])
+    period = e.date_input("Created between", max_value=today, key="queue_period",
                           help="Leave empty to see leads of every date.")
     sort = f.radio("Sort by", list(lead_views.QUEUE_SORTS), horizontal=True, format_func=SORT_LABELS.get)
     review_only = g.toggle("Needs review only", key="queue_review")

@@ -336,7 +336,8 @@ def test_a_lead_sent_through_the_public_form_is_in_the_queue_with_its_analysis(n
     settle(page)
     open_the_selected_lead(page, full_name)
     assert page.get_by_text("Why this score").is_visible()
-    assert page.get_by_text("website", exact=False).first.is_visible()
+    # Project type · source · received, under the contact data.
+    assert page.get_by_test_id("stText").filter(has_text=" · website · ").first.is_visible()
     page.screenshot(path=str(FLOW / "09-form-lead-opened.png"))
 
 

@@ -1,6 +1,9 @@
 """Every admin change leaves an audit entry naming who did it, and no secret."""
 
+import pytest
+
 from core import api_keys, app_settings, audit, users
+from core.errors import NotFound
 from core.profile import BusinessProfile, ScoringConfig
 from db.models import Role
 from db.session import session_scope
@@ -29,3 +32,8 @@ def test_admin_writes_are_audited_without_secrets(engine):
     assert ("user.created", "user:root", "user", user.id, {"username": "sam", "role": "staff"}) in events
     flat = repr(events)
     assert secret not in flat and "long enough pw 1" not in flat and "Acme" not in flat
+
+
+def test_revoking_a_key_that_does_not_exist_says_so(engine):
+    with session_scope(engine) as session, pytest.raises(NotFound):
+        api_keys.revoke(session=session, key_id="no-such-key", actor="user:root")

@@ -343,7 +343,8 @@ def test_answer_dripped_past_the_deadline_falls_back_within_it(engine: Engine, m
     elapsed = time.monotonic() - started
 
     # Guards "the lead itself is never lost or delayed past the timeout".
-    assert elapsed < settings.gemini_timeout_s + 1.5, f"intake took {elapsed:.1f}s with a 2s model deadline"
+    # The dripped answer takes about 8 s: a bound well under that, with room for a loaded machine.
+    assert elapsed < settings.gemini_timeout_s + 3, f"intake took {elapsed:.1f}s with a 2s model deadline"
     assert outcome.created and outcome.lead["analysis"]["engine"] == "rules"
     s = saved(engine)
     assert_fallback(s, "timeout")

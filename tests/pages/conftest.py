@@ -168,6 +168,19 @@ def by_label(elements, label: str):  # noqa: ANN001, ANN201 - an AppTest element
     return matches[0]
 
 
+def queue_names(at: AppTest) -> list[str]:
+    """The names in the queue table, top to bottom."""
+    if not at.dataframe:
+        return []
+    return list(at.dataframe[0].value["name"])
+
+
+def select_rows(at: AppTest, rows: list[int]) -> AppTest:
+    """Ticks rows of the queue table as a click in the browser does."""
+    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
 def click(at: AppTest, label: str) -> AppTest:
     """Presses the one button with this label and runs the script again."""
     by_label(at.button, label).click()

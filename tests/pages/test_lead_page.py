@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
+from core import leads as lead_service
 from db.models import Lead, LeadAnalysis
 from tests.pages.conftest import by_label, click, open_page, values
 
@@ -36,7 +37,7 @@ def stored(db, lead_id: str) -> Lead | None:  # noqa: ANN001 - the AppDb fixture
 def delete_behind_the_pages_back(db, lead_id: str) -> None:  # noqa: ANN001 - the AppDb fixture
     """Someone else deletes the lead (another tab, another manager) while this page shows it."""
     with db.session() as session:
-        session.delete(session.get(Lead, lead_id))
+        lead_service.delete(session=session, lead_id=lead_id, actor="max")
 
 
 def shows_gone(at: AppTest) -> bool:
@@ -74,11 +75,21 @@ def test_a_manager_assigns_the_lead_to_someone_else(app_db, signed_in, add_lead)
     assert stored(app_db, lead["id"]).assignee.username == "sue"
 
 
-def test_staff_can_only_take_a_lead_or_give_it_back(signed_in, add_lead):
+def test_staff_can_only_take_a_lead_or_give_it_back(app_db, signed_in, add_lead):
     lead = add_lead()
     at = open_page(signed_in("staff"), "pages/lead.py", id=lead["id"])
-
     assert by_label(at.selectbox, "Assignee").options == ["(nobody)", "sam"]
+
+    by_label(at.selectbox, "Assignee").select("sam")
+    at = click(at, "Assign")
+    assert not at.exception
+    assert stored(app_db, lead["id"]).assignee.username == "sam"
+
+    by_label(at.selectbox, "Assignee").select("(nobody)")
+    at = click(at, "Assign")
+    assert not at.exception
+    assert stored(app_db, lead["id"]).assignee is None
+    assert len(entries(at, "ASSIGNED")) == 2  # both on the timeline
 
 
 def test_a_note_shows_on_the_timeline_as_written(signed_in, add_lead):

@@ -9,23 +9,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from db.models import Lead, LeadStatus
-from tests.pages.conftest import by_label, click, open_page, values
+from tests.pages.conftest import by_label, click, open_page, queue_names, select_rows, values
 
 OPEN = "Open the selected lead"
 APPLY = "Apply to the selected leads"
-
-
-def queue_names(at: AppTest) -> list[str]:
-    """The names in the queue table, top to bottom."""
-    if not at.dataframe:
-        return []
-    return list(at.dataframe[0].value["name"])
-
-
-def select_rows(at: AppTest, rows: list[int]) -> AppTest:
-    """Ticks rows of the queue table as a click in the browser does."""
-    at.session_state[at.dataframe[0].key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
-    return at.run()
 
 
 def bulk_status(at: AppTest, status: str) -> None:
