@@ -6,7 +6,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg.errors
@@ -154,23 +154,17 @@ def test_postgres_serialization_failure_is_retried(pg_database: str):
     key = f"counter-{uuid.uuid4().hex[:8]}"
     with session_scope(engine) as session:
         session.add(AppSetting(key=key, value={"n": 0}))
-    attempts: list[BaseException | None] = []
 
-    def increment() -> None:
-        try:
-            with session_scope(repeatable) as session:
-                n = session.scalar(select(AppSetting.value).where(AppSetting.key == key))["n"]
-                if not attempts:  # another writer commits between our read and our write, once
-                    with session_scope(engine) as other:
-                        other.execute(update(AppSetting).where(AppSetting.key == key).values(value={"n": 100}))
-                session.execute(update(AppSetting).where(AppSetting.key == key).values(value={"n": n + 1}))
-        except DBAPIError as exc:
-            attempts.append(exc)
-            raise
-        attempts.append(None)
+    def increment(first: bool) -> None:
+        with session_scope(repeatable) as session:
+            n = session.scalar(select(AppSetting.value).where(AppSetting.key == key))["n"]
+            if first:  # another writer commits between our read and our write, once
+                with session_scope(engine) as other:
+                    other.execute(update(AppSetting).where(AppSetting.key == key).values(value={"n": 100}))
+            session.execute(update(AppSetting).where(AppSetting.key == key).values(value={"n": n + 1}))
 
     try:
-        run_with_retry(increment, attempts=4, base_delay_s=0.001)
+        attempts = retried(increment)
         with session_scope(engine) as session:
             assert session.get(AppSetting, key).value == {"n": 101}  # type: ignore[union-attr]
             session.execute(AppSetting.__table__.delete().where(AppSetting.key == key))
@@ -189,24 +183,18 @@ def test_postgres_serialization_failure_is_retried(pg_database: str):
 def test_postgres_connection_dropped_before_the_first_statement_is_retried(pg_database: str):
     engine = make_engine(pg_database)
     marker = f"dropped-{uuid.uuid4().hex[:8]}"
-    attempts: list[BaseException | None] = []
 
-    def record_event() -> None:
-        try:
-            with session_scope(engine) as session:
-                # Checked out (and pinged by the pool) before the first statement; the server drops it just then,
-                # as a restart, a failover or an idle-connection killer would.
-                backend_pid = session.connection().connection.dbapi_connection.info.backend_pid
-                if not attempts:
-                    _terminate(pg_database, backend_pid)
-                session.add(AuditEvent(actor="test", action="reconnect.check", target_id=marker))
-        except DBAPIError as exc:
-            attempts.append(exc)
-            raise
-        attempts.append(None)
+    def record_event(first: bool) -> None:
+        with session_scope(engine) as session:
+            # Checked out (and pinged by the pool) before the first statement; the server drops it just then,
+            # as a restart, a failover or an idle-connection killer would.
+            backend_pid = session.connection().connection.dbapi_connection.info.backend_pid
+            if first:
+                _terminate(pg_database, backend_pid)
+            session.add(AuditEvent(actor="test", action="reconnect.check", target_id=marker))
 
     try:
-        run_with_retry(record_event, attempts=4, base_delay_s=0.001)
+        attempts = retried(record_event)
         with session_scope(engine) as session:
             saved = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.target_id == marker))
             session.execute(AuditEvent.__table__.delete().where(AuditEvent.target_id == marker))
@@ -218,6 +206,23 @@ def test_postgres_connection_dropped_before_the_first_statement_is_retried(pg_da
     dropped = attempts[0]
     assert isinstance(dropped, OperationalError)
     assert is_transient(dropped)
+
+
+def retried(work: Callable[[bool], None]) -> list[BaseException | None]:
+    """Runs `work(first_attempt)` through run_with_retry; each attempt's database error, None for the one that
+    succeeded."""
+    attempts: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            work(not attempts)
+        except DBAPIError as exc:
+            attempts.append(exc)
+            raise
+        attempts.append(None)
+
+    run_with_retry(attempt, attempts=4, base_delay_s=0.001)
+    return attempts
 
 
 def _terminate(url: str, backend_pid: int) -> None:
