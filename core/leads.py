@@ -23,7 +23,6 @@ from core.errors import FieldError, NotFound, ValidationFailed
 from core.profile import BusinessProfile
 from core.schemas import AnalysisPublic, FactorPublic, LeadCreate, LeadPublic, LeadUpdate
 from db.models import (
-    Activity,
     ActivityKind,
     ImportRow,
     Lead,
@@ -388,26 +387,15 @@ def delete(*, session: Session, lead_id: str, actor: str) -> None:
                  detail={"status": lead.status.value, "priority": lead.priority.value, "score": lead.score,
                          "source": lead.source, "created_at": lead.created_at.isoformat()})
     day_stats.mark(session, [lead.id])  # the dashboard counts it no more
-    # Copies of the lead kept beside it: the webhook events about it (and about the leads merged into it, which
-    # carry their own ids), whose pending deliveries go too, so nothing about it is sent after this; and what imports
-    # kept of its earlier values.
-    webhooks.delete_for_leads(session=session, lead_ids=[lead.id, *_merged_into(session, lead.id)])
+    # Copies of the lead kept beside it: the webhook events about it (a merge moves those of the lead it drops
+    # here), whose pending deliveries go too, so nothing about it is sent after this; and what imports kept of its
+    # earlier values.
+    webhooks.delete_for_leads(session=session, lead_ids=[lead.id])
     session.execute(sql_delete(ImportRow).where(ImportRow.lead_id == lead.id)
                     .execution_options(synchronize_session=False))
     # The foreign keys do the rest: analysis, activities and idempotency records cascade, AI usage keeps no lead id.
     session.delete(lead)
     session.flush()
-
-
-def _merged_into(session: Session, lead_id: str) -> set[str]:
-    """The ids of the leads merged into this one, read from its timeline (a merge moves the dropped lead's entries,
-    so leads merged into those are found too)."""
-    ids = set()
-    for data in session.scalars(select(Activity.data).where(Activity.lead_id == lead_id,
-                                                            Activity.kind == ActivityKind.MERGED)):
-        ids.update(i for i in (data.get("merged_lead_id"), (data.get("merged_lead") or {}).get("id"))
-                   if isinstance(i, str))
-    return ids
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.dialects import postgresql
 
 from db.migrate import alembic_config, upgrade
 from db.models import Base
 from db.scratch import PostgresUnavailable, postgres_database, sqlite_database
-from db.session import make_engine
+from db.session import make_engine, session_scope
 from tests.conftest import PG_ADMIN_URL, postgres_missing
+from tests.support.factories import make_lead
 
 # What the migrations add on purpose beyond what the models declare; everything else must match exactly.
 # - ix_leads_search_trgm: a PostgreSQL-only GIN trigram index over an expression (the queue's text search), made by
@@ -104,3 +108,43 @@ def test_downgrade_to_base_and_upgrade_again_gives_the_same_database(fresh_url: 
     upgrade(fresh_url)
     assert differences(fresh_url) == []
     assert seeded_rows(fresh_url) == seeded
+
+
+def test_events_of_a_lead_merged_before_0008_follow_it_to_the_kept_lead(fresh_url: str):
+    # Before 0008 a merge left the dropped lead's webhook events under the dropped id: 0008 hands them to the kept
+    # lead, so deleting the kept lead deletes them too.
+    command.upgrade(alembic_config(fresh_url), "0007")
+    engine = make_engine(fresh_url)
+    payload = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    events = sa.table("webhook_events", sa.column("id", sa.String()), sa.column("type", sa.String()),
+                      sa.column("created_at", sa.DateTime(timezone=True)), sa.column("payload", payload))
+    activities = sa.table("activities", sa.column("id", sa.String()), sa.column("lead_id", sa.String()),
+                          sa.column("kind", sa.String()), sa.column("actor", sa.String()),
+                          sa.column("body", sa.String()), sa.column("data", payload),
+                          sa.column("created_at", sa.DateTime(timezone=True)))
+    try:
+        with session_scope(engine) as session:
+            kept = make_lead(session, email="kept@harborline.example").id
+            other = make_lead(session, email="other@harborline.example").id
+        with engine.begin() as connection:
+            now = datetime.now(UTC)
+            connection.execute(activities.insert().values(
+                id="01MERGED000000000000000000", lead_id=kept, kind="MERGED", actor="user:max", body="merged",
+                data={"merged_lead_id": "01DROPPED00000000000000000"}, created_at=now))
+            connection.execute(events.insert(), [
+                {"id": "msg_dropped", "type": "lead.created", "created_at": now,
+                 "payload": {"type": "lead.created", "data": {"id": "01DROPPED00000000000000000"}}},
+                {"id": "msg_other", "type": "lead.created", "created_at": now,
+                 "payload": {"type": "lead.created", "data": {"id": other}}}])
+    finally:
+        engine.dispose()
+
+    upgrade(fresh_url)
+
+    engine = make_engine(fresh_url)
+    try:
+        with engine.connect() as connection:
+            owners = dict(connection.execute(text("SELECT id, lead_id FROM webhook_events")).all())
+    finally:
+        engine.dispose()
+    assert owners == {"msg_dropped": kept, "msg_other": other}

@@ -36,6 +36,23 @@ def _backfill_lead_ids() -> None:
     op.execute(events.update().where(events.c.lead_id.is_(None))
                .values(lead_id=sa.case((sa.func.length(found) <= 26, found))))
 
+def _follow_merges() -> None:
+    # Merges made before this migration left the dropped lead's events under its id; merges now move them. Each
+    # MERGED timeline entry sits on the kept lead (a later merge moves it on too) and names the dropped one.
+    bind = op.get_bind()
+    json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    activities = sa.table("activities", sa.column("lead_id", sa.String()), sa.column("kind", sa.String()),
+                          sa.column("data", json_type))
+    events = sa.table("webhook_events", sa.column("lead_id", sa.String()))
+    for kept, data in bind.execute(sa.select(activities.c.lead_id, activities.c.data)
+                                   .where(activities.c.kind == "MERGED")):
+        data = data or {}
+        dropped = {i for i in (data.get("merged_lead_id"), (data.get("merged_lead") or {}).get("id"))
+                   if isinstance(i, str)}
+        if dropped:
+            bind.execute(events.update().where(events.c.lead_id.in_(dropped)).values(lead_id=kept))
+
+
 revision: str = '0008'
 down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
@@ -48,6 +65,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_webhook_events_lead_id', ['lead_id'], unique=False)
 
     _backfill_lead_ids()
+    _follow_merges()
     _activity_kinds(NEW_KINDS)
 
 
